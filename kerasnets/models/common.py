@@ -1,0 +1,255 @@
+"""The builder contract shared by every family (mirrors keras.applications).
+
+Every builder does the same four things, in this order:
+
+1. ``check_arguments``: validate ``weights`` / ``include_top`` / ``classes`` /
+   ``pooling`` / ``classifier_activation`` with keras.applications' messages;
+2. ``image_input``: resolve ``input_shape`` / ``input_tensor`` against the
+   family's default and minimum sizes;
+3. build the feature extractor, then ``classifier_top`` (GAP + Dense) or the
+   ``pooling`` of a headless model;
+4. ``finish_model``: wrap in a ``keras.Model`` and load ``weights`` (a tag of
+   the registry or a path, converted on load; see ``kerasnets.weights``).
+"""
+
+import os
+import warnings
+
+import keras
+from keras import layers
+
+POOLING_MODES = (None, "avg", "max")
+
+
+def is_weights_path(weights):
+    return isinstance(weights, (str, os.PathLike)) and (
+        os.sep in os.fspath(weights)
+        or os.path.splitext(os.fspath(weights))[1] != ""
+        or os.path.exists(weights)
+    )
+
+
+def check_arguments(
+    builder,
+    *,
+    weights,
+    include_top,
+    classes,
+    pooling,
+    classifier_activation,
+):
+    """Validates the keras.applications arguments of ``builder``.
+
+    ``weights`` may be None, a tag registered for ``builder`` (see
+    ``kerasnets.weights.available``) or a path to an existing file.
+    """
+    from kerasnets import weights as weights_lib
+
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            f"{builder} does not support the `channels_first` image data "
+            "format. Switch to `channels_last` by editing your local "
+            "config file at ~/.keras/keras.json"
+        )
+    if weights is not None and not isinstance(weights, (str, os.PathLike)):
+        raise ValueError(
+            "The `weights` argument should be either `None` (random "
+            "initialization), a pretrained tag, or the path to the weights "
+            f"file to be loaded. Received: weights={weights!r}"
+        )
+    pretrained = weights is not None
+    if pretrained and is_weights_path(weights):
+        if not os.path.exists(weights):
+            raise ValueError(
+                f"The weights file {os.fspath(weights)!r} does not exist. "
+                "Pass `None` (random initialization), a pretrained tag "
+                f"({weights_lib.describe_tags(builder)}), or the path to an "
+                "existing weights file."
+            )
+    elif pretrained:
+        weights_lib.check_tag(builder, weights)
+        if include_top and classes != 1000:
+            raise ValueError(
+                f'If using `weights` as `"{weights}"` with `include_top` '
+                "as true, `classes` should be 1000 (the pretrained classifier "
+                f"has 1000 outputs). Received: classes={classes}. Use "
+                "`include_top=False` and add your own classifier to train "
+                "on other classes."
+            )
+    if pooling not in POOLING_MODES:
+        raise ValueError(
+            "The `pooling` argument should be one of None, 'avg' or 'max'. "
+            f"Received: pooling={pooling!r}"
+        )
+    if include_top and pretrained:
+        validate_activation(classifier_activation)
+
+
+def validate_activation(classifier_activation):
+    activation = keras.activations.get(classifier_activation)
+    if activation not in {
+        keras.activations.get("softmax"),
+        keras.activations.get(None),
+    }:
+        raise ValueError(
+            "Only `None` and `softmax` activations are allowed "
+            "for the `classifier_activation` argument when using "
+            "pretrained weights, with `include_top=True`; Received: "
+            f"classifier_activation={classifier_activation}"
+        )
+
+
+def obtain_input_shape(
+    input_shape, *, default_size, min_size, require_flatten, pretrained
+):
+    """keras.applications' input-shape resolution (channels_last).
+
+    ``require_flatten`` means the top needs a static shape (the classifier
+    follows global pooling in every family here, so any size works, but a
+    pretrained top keeps keras' default-size rule).
+    """
+    if not pretrained and input_shape and len(input_shape) == 3:
+        if input_shape[-1] not in {1, 3}:
+            warnings.warn(
+                "This model usually expects 1 or 3 input channels. "
+                "However, it was passed an input_shape "
+                f"with {input_shape[-1]} input channels.",
+                stacklevel=3,
+            )
+        default_shape = (default_size, default_size, input_shape[-1])
+    else:
+        default_shape = (default_size, default_size, 3)
+    if input_shape is None:
+        return default_shape if require_flatten else (None, None, 3)
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3:
+        raise ValueError("`input_shape` must be a tuple of three integers.")
+    if input_shape[-1] != 3 and pretrained:
+        raise ValueError(
+            "The input must have 3 channels; Received "
+            f"`input_shape={input_shape}`"
+        )
+    if any(d is not None and d < min_size for d in input_shape[:2]):
+        raise ValueError(
+            f"Input size must be at least {min_size}x{min_size}; Received: "
+            f"input_shape={input_shape}"
+        )
+    return input_shape
+
+
+def image_input(
+    input_tensor,
+    input_shape,
+    *,
+    default_size,
+    min_size,
+    include_top,
+    weights,
+    require_flatten=False,
+):
+    """Returns the model's image input (a Keras tensor)."""
+    if input_tensor is not None and input_shape is None:
+        shape = tuple(input_tensor.shape)
+        if len(shape) == 4:
+            input_shape = shape[1:]
+    input_shape = obtain_input_shape(
+        input_shape,
+        default_size=default_size,
+        min_size=min_size,
+        require_flatten=require_flatten and include_top,
+        pretrained=weights is not None,
+    )
+    if input_tensor is None:
+        return layers.Input(shape=input_shape)
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=input_shape)
+    return input_tensor
+
+
+def classifier_top(
+    x,
+    *,
+    include_top,
+    pooling,
+    classes,
+    classifier_activation,
+    dropout_rate=0.0,
+    name="predictions",
+):
+    """keras.applications' head: GAP + Dense, or the requested pooling."""
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        if dropout_rate:
+            x = layers.Dropout(dropout_rate, name="top_dropout")(x)
+        return layers.Dense(classes, activation=classifier_activation, name=name)(
+            x
+        )
+    return global_pool(x, pooling)
+
+
+def global_pool(x, pooling):
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
+
+
+def finish_model(
+    img_input,
+    outputs,
+    *,
+    input_tensor,
+    name,
+    builder,
+    weights,
+    include_top,
+    weights_key=None,
+):
+    """Creates the model and loads ``weights`` (tag or path) into it.
+
+    ``weights_key`` names the registry entry when it differs from
+    ``builder`` (e.g. one MobileNet file per alpha and resolution).
+    """
+    from kerasnets import weights as weights_lib
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    else:
+        inputs = img_input
+    model = keras.Model(inputs, outputs, name=name)
+    if weights is not None:
+        weights_lib.load_into(
+            model,
+            weights,
+            builder=builder,
+            key=weights_key or builder,
+            include_top=include_top,
+        )
+    return model
+
+
+def make_divisible(value, divisor=8, min_value=None):
+    """Rounds channel counts as the MobileNet/IGCV3 reference code does."""
+    if min_value is None:
+        min_value = divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+def tf_same_padding(x, kernel_size, name):
+    """ZeroPadding2D that reproduces TF "same" for a stride-2 conv."""
+    size = x.shape[1:3]
+    k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    if size[0] is None:
+        adjust = (1, 1)
+    else:
+        adjust = (1 - size[0] % 2, 1 - size[1] % 2)
+    correct = (k[0] // 2, k[1] // 2)
+    padding = (
+        (correct[0] - adjust[0], correct[0]),
+        (correct[1] - adjust[1], correct[1]),
+    )
+    return layers.ZeroPadding2D(padding=padding, name=name)(x)

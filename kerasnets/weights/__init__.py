@@ -1,0 +1,129 @@
+"""Pretrained weights: registry lookup, download, verification and loading.
+
+``weights`` arguments of every builder go through ``load_into``: a tag is
+looked up in the registry and fetched with ``keras.utils.get_file`` (cached
+under ``$KERAS_HOME/models/kerasnets``, hash verified); a path is loaded
+according to its format (see ``kerasnets.weights.loading``).
+"""
+
+import os
+
+import keras
+
+from kerasnets.weights import loading
+from kerasnets.weights.registry import WeightsEntry, register, tags_for
+
+CACHE_SUBDIR = os.path.join("models", "kerasnets")
+
+# Converters for source state dicts, per builder family: a callable
+# (model) -> (layer_map, classifier_prefixes). Family modules fill this.
+STATE_DICT_CONVERTERS = {}
+
+
+def register_converter(builder, converter):
+    STATE_DICT_CONVERTERS[builder] = converter
+
+
+def _builder_tags(builder):
+    prefix = builder + "_"
+    tags = set(tags_for(builder))
+    from kerasnets.weights.registry import all_keys
+
+    for key in all_keys():
+        if key.startswith(prefix):
+            tags.update(tags_for(key))
+    return sorted(tags)
+
+
+def available(builder):
+    """Tags of the pretrained weights published for ``builder``."""
+    return _builder_tags(builder)
+
+
+def describe_tags(builder):
+    tags = _builder_tags(builder)
+    if not tags:
+        return f"{builder} has no published pretrained weights"
+    return "one of " + ", ".join(repr(t) for t in tags)
+
+
+def check_tag(builder, tag):
+    if tag not in _builder_tags(builder):
+        raise ValueError(
+            f"Unknown weights {tag!r} for {builder}: expected None, a path to "
+            f"a weights file, or a pretrained tag ({describe_tags(builder)})."
+        )
+
+
+def fetch(key, tag, include_top=True):
+    """Downloads (or finds in the cache) the file for ``key``/``tag``."""
+    tags = tags_for(key)
+    if tag not in tags:
+        raise ValueError(
+            f"No {tag!r} weights are published for {key}. Available: "
+            f"{sorted(tags) or 'none'}."
+        )
+    entry = tags[tag]
+    url, file_hash = entry.url, entry.file_hash
+    if not include_top and entry.notop_url:
+        url, file_hash = entry.notop_url, entry.notop_hash
+    fname = f"{key}.{tag}.{os.path.basename(url)}"
+    try:
+        return keras.utils.get_file(
+            fname, url, file_hash=file_hash, cache_subdir=CACHE_SUBDIR
+        ), entry
+    except Exception as error:
+        cache = os.path.join(
+            os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+            CACHE_SUBDIR,
+            fname,
+        )
+        raise ValueError(
+            f"Could not fetch the {tag!r} weights of {key} from {url} "
+            f"({error}). Download the file by hand and place it at {cache}, "
+            "or pass its path as `weights=`."
+        ) from error
+
+
+def load_into(model, weights, *, builder, key=None, include_top=True):
+    """Loads ``weights`` (a registry tag or a file path) into ``model``."""
+    key = key or builder
+    fmt = None
+    if not os.path.exists(weights):
+        path, entry = fetch(key, weights, include_top=include_top)
+        fmt = entry.format
+    else:
+        path = weights
+    fmt = fmt or loading.file_format(path)
+    if fmt == "keras":
+        loading.load_keras_weights(model, path)
+    elif fmt == "keras_h5":
+        loading.load_legacy_h5(model, path, include_top=include_top)
+    else:
+        if builder not in STATE_DICT_CONVERTERS:
+            raise ValueError(
+                f"{builder} cannot read PyTorch checkpoints ({os.fspath(path)!r}): "
+                "no converter from a reference layout is defined for it. Use a "
+                "Keras weights file."
+            )
+        layer_map, classifier = STATE_DICT_CONVERTERS[builder](model)
+        state = loading.read_state_dict(path)
+        loading.assign_state_dict(
+            model,
+            state,
+            layer_map,
+            path,
+            classifier=() if include_top else classifier,
+        )
+    return model
+
+
+__all__ = [
+    "WeightsEntry",
+    "available",
+    "check_tag",
+    "fetch",
+    "load_into",
+    "register",
+    "register_converter",
+]

@@ -1,0 +1,283 @@
+"""Strict loading of weight files into kerasnets models.
+
+Formats, chosen by file name:
+
+- ``*.weights.h5``: Keras 3 weights (``model.save_weights``).
+- ``*.h5`` / ``*.hdf5``: legacy Keras weights as published by
+  keras.applications, matched by topology (the order of the layers that
+  own weights), shapes checked.
+- ``*.safetensors``, ``*.pth``, ``*.pt``, ``*.bin``: a PyTorch state dict in
+  the reference layout (timm), converted with the family's name map.
+  Torch pickles are read with ``torch.load(weights_only=True)`` only.
+
+Every loader is strict: each model variable is assigned exactly once, each
+source tensor is used (except the classifier when ``include_top=False``),
+and shapes must agree; otherwise a ``ValueError`` names the first offending
+layer or tensor and the file.
+"""
+
+import os
+
+import h5py
+import numpy as np
+
+TORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def file_format(path):
+    name = os.fspath(path).lower()
+    if name.endswith(".weights.h5"):
+        return "keras"
+    if name.endswith((".h5", ".hdf5")):
+        return "keras_h5"
+    if name.endswith(".safetensors"):
+        return "safetensors"
+    if name.endswith((".pth", ".pt", ".bin")):
+        return "pth"
+    raise ValueError(
+        f"Cannot tell the format of the weights file {os.fspath(path)!r}: "
+        "expected a Keras file (.weights.h5, or legacy .h5 as published by "
+        "keras.applications) or a PyTorch state dict in timm's layout "
+        "(.safetensors, .pth, .bin)."
+    )
+
+
+# ----------------------------------------------------------------- keras h5
+
+
+def load_keras_weights(model, path):
+    """Keras 3 ``.weights.h5``: delegated to Keras, errors name the file."""
+    try:
+        model.load_weights(path)
+    except (ValueError, OSError, KeyError) as error:
+        raise ValueError(
+            f"Could not load the Keras weights file {os.fspath(path)!r} into "
+            f"{model.name}: {error}"
+        ) from error
+
+
+def _legacy_weights(layer):
+    """Weights in the order legacy h5 files store them."""
+    return list(layer.trainable_weights) + list(layer.non_trainable_weights)
+
+
+def _read_legacy_h5(path):
+    """[(layer_name, [arrays])] for the layers of a legacy h5 with weights."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(
+            f"{os.fspath(path)!r} is not a readable HDF5 weights file ({error}). "
+            "Expected a legacy Keras .h5 file as published by "
+            "keras.applications; the file may be truncated or corrupt."
+        ) from error
+    with f:
+        group = f
+        if "layer_names" not in f.attrs and "model_weights" in f:
+            group = f["model_weights"]
+        if "layer_names" not in group.attrs:
+            raise ValueError(
+                f"{os.fspath(path)!r} is an HDF5 file but not a Keras weights "
+                "file (no `layer_names` attribute)."
+            )
+        result = []
+        for raw_name in group.attrs["layer_names"]:
+            name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+            layer_group = group[name]
+            names = [
+                n.decode() if isinstance(n, bytes) else n
+                for n in layer_group.attrs["weight_names"]
+            ]
+            if names:
+                result.append((name, [np.asarray(layer_group[n]) for n in names]))
+        return result
+
+
+def load_legacy_h5(model, path, include_top=True):
+    """Loads a keras.applications ``.h5`` file by topology, strictly."""
+    saved = _read_legacy_h5(path)
+    owners = [layer for layer in model.layers if layer.weights]
+    for index, (layer, (saved_name, values)) in enumerate(zip(owners, saved)):
+        variables = _legacy_weights(layer)
+        shapes = [tuple(v.shape) for v in variables]
+        saved_shapes = [tuple(v.shape) for v in values]
+        if shapes != saved_shapes:
+            raise ValueError(
+                f"Weights file {os.fspath(path)!r} does not match "
+                f"{model.name}: layer #{index} {layer.name!r} expects weights "
+                f"of shapes {shapes}, the file's layer {saved_name!r} holds "
+                f"{saved_shapes}."
+            )
+    if len(owners) != len(saved):
+        longer = owners if len(owners) > len(saved) else saved
+        first = longer[min(len(owners), len(saved))]
+        first_name = first.name if len(owners) > len(saved) else first[0]
+        raise ValueError(
+            f"Weights file {os.fspath(path)!r} does not match {model.name}: "
+            f"the model has {len(owners)} layers with weights, the file "
+            f"{len(saved)}; the first unmatched one is {first_name!r} in the "
+            f"{'model' if len(owners) > len(saved) else 'file'}."
+        )
+    for layer, (_, values) in zip(owners, saved):
+        for variable, value in zip(_legacy_weights(layer), values):
+            variable.assign(value)
+
+
+# -------------------------------------------------------------- torch state
+
+
+def read_state_dict(path):
+    """Reads a PyTorch state dict as {name: numpy array} (no free unpickling)."""
+    path = os.fspath(path)
+    if file_format(path) == "safetensors":
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(
+                f"{path!r} is not a readable safetensors checkpoint ({error}); "
+                "the file may be truncated or corrupt."
+            ) from error
+        except Exception as error:  # bfloat16 tensors are not numpy dtypes
+            raise ValueError(f"Could not read {path!r}: {error}") from error
+    try:
+        import torch
+    except ImportError as error:
+        raise ImportError(
+            f"Reading the PyTorch checkpoint {path!r} needs torch "
+            "(`pip install torch`), or convert it to .safetensors first."
+        ) from error
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(
+            f"{path!r} is not a readable PyTorch state dict ({error}). "
+            "Expected a .pth/.bin file saved with torch.save(state_dict); "
+            "only weights-only loading is allowed."
+        ) from error
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise ValueError(f"{path!r} does not hold a state dict (a name -> tensor map).")
+    result = {}
+    for name, tensor in state.items():
+        if name.startswith("module."):
+            name = name[len("module.") :]
+        if hasattr(tensor, "detach"):
+            result[name] = tensor.detach().float().cpu().numpy()
+    return result
+
+
+def _convert(layer, kind, source):
+    """Converts one PyTorch array to the layout of ``layer``'s variable."""
+    import keras
+
+    if kind == "kernel":
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            return np.transpose(source, (2, 3, 0, 1))
+        if source.ndim == 4:
+            kernel = np.transpose(source, (2, 3, 1, 0))
+            if isinstance(layer, keras.layers.Dense):
+                kernel = kernel.reshape(kernel.shape[2:])
+            return kernel
+        if source.ndim == 2:
+            kernel = source.T
+            if isinstance(layer, keras.layers.Conv2D):
+                kernel = kernel.reshape((1, 1) + kernel.shape)
+            return kernel
+    return source
+
+
+# Keras variable name -> PyTorch parameter suffix.
+_TORCH_NAMES = {
+    "kernel": "weight",
+    "depthwise_kernel": "weight",
+    "bias": "bias",
+    "gamma": "weight",
+    "beta": "bias",
+    "moving_mean": "running_mean",
+    "moving_variance": "running_var",
+}
+_IGNORED_SUFFIXES = ("num_batches_tracked",)
+
+
+def _weight_owners(layer):
+    """Yields (sub-layer path, owning layer, variable) for ``layer``'s weights.
+
+    The sub-layer path is "" for the layer's own variables and e.g.
+    "reduce" for those of a nested layer (SEBlock's 1x1 convolutions).
+    """
+    owners = {
+        sub.name: sub for sub in layer._flatten_layers(include_self=False)
+    }
+    for variable in layer.weights:
+        parts = variable.path.split("/")
+        sub = "/".join(parts[1:-1])
+        owner = owners.get(parts[-2], layer) if sub else layer
+        yield sub, owner, variable
+
+
+def assign_state_dict(model, state, layer_map, path, classifier=()):
+    """Assigns ``state`` to ``model`` strictly.
+
+    ``layer_map`` maps each Keras layer name that owns weights to the
+    PyTorch module prefix holding them (``"conv1_conv" -> "features.conv0"``),
+    or, for a layer with nested layers (SEBlock), to a dict from the nested
+    layer's name to its prefix. ``classifier`` lists the prefixes that may
+    stay unused (the classifier of a headless model).
+    """
+    path = os.fspath(path)
+    used = set()
+    assignments = []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        if layer.name not in layer_map:
+            raise ValueError(
+                f"No source tensor in {path!r} is mapped to layer "
+                f"{layer.name!r} of {model.name}."
+            )
+        for sub, owner, variable in _weight_owners(layer):
+            prefix = layer_map[layer.name]
+            if isinstance(prefix, dict):
+                prefix = prefix[sub]
+            kind = variable.path.rsplit("/", 1)[-1]
+            source_name = f"{prefix}.{_TORCH_NAMES.get(kind, kind)}"
+            if source_name not in state:
+                raise ValueError(
+                    f"{path!r} has no tensor {source_name!r} for "
+                    f"{variable.path!r}: it is not a checkpoint of "
+                    f"{model.name} (or of this configuration of it)."
+                )
+            value = _convert(owner, kind, state[source_name])
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Shape mismatch loading {path!r} into {model.name}: "
+                    f"tensor {source_name!r} {tuple(state[source_name].shape)} "
+                    f"-> {variable.path!r} expects {tuple(variable.shape)}."
+                )
+            if source_name in used:
+                raise ValueError(
+                    f"Tensor {source_name!r} of {path!r} is mapped twice "
+                    f"(again for {variable.path!r})."
+                )
+            used.add(source_name)
+            assignments.append((variable, value))
+    unused = sorted(
+        name
+        for name in state
+        if name not in used
+        and not name.endswith(_IGNORED_SUFFIXES)
+        and not any(name.startswith(p + ".") for p in classifier)
+    )
+    if unused:
+        raise ValueError(
+            f"{path!r} holds {len(unused)} tensors that {model.name} has no "
+            f"place for, first {unused[0]!r}: the checkpoint belongs to "
+            "another architecture or configuration."
+        )
+    for variable, value in assignments:
+        variable.assign(value.astype(variable.dtype))

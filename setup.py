@@ -1,0 +1,34 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="kerasnets",
+    version="0.1.0",
+    description=(
+        "Keras 3 applications: DenseNet, MobileNet v1/v2/v3, SENet, DPN and IGC "
+        "with pretrained weights, proven against their reference implementations."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kerasnets", "kerasnets.*"]),
+    include_package_data=True,
+    package_data={"kerasnets": ["data/*.json"]},
+    install_requires=[
+        "keras>=3.10",
+        "tensorflow>=2.16",
+        "numpy",
+        "h5py",
+        "safetensors",
+        "rich",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "pytest-timeout"],
+        "parity": ["torch<=2.14.1", "torchvision<=0.29.1", "timm>=1.0"],
+    },
+    entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
