@@ -4,3 +4,7 @@ __version__ = "0.1.0"
 
 from kerasnets import layers  # noqa: F401
 from kerasnets import weights  # noqa: F401
+from kerasnets.models.densenet import DenseNet, DenseNet121, DenseNet161, DenseNet169, DenseNet201, DenseNet264, DenseNetCIFAR  # noqa: F401
+from kerasnets.models.mobilenet import MobileNet  # noqa: F401
+from kerasnets.models.mobilenet_v2 import MobileNetV2  # noqa: F401
+from kerasnets.models.mobilenet_v3 import MobileNetV3, MobileNetV3Large, MobileNetV3Small  # noqa: F401

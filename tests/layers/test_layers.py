@@ -1,0 +1,149 @@
+import numpy as np
+import pytest
+
+import keras
+
+from kerasnets.layers import ChannelShuffle, GroupConv2D, SEBlock, hard_sigmoid, hard_swish
+
+
+def _roundtrip(model, tmp_path):
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(filters=32, kernel_size=3, groups=8, padding="same"),
+        dict(filters=16, kernel_size=3, groups=4, strides=2, padding="valid", use_bias=False),
+        dict(filters=24, kernel_size=(3, 1), groups=3, dilation_rate=2, padding="same"),
+    ],
+)
+def test_group_conv_matches_stock_conv2d(kwargs):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 11, 12, 24)).astype("float32")
+    ours = GroupConv2D(**kwargs)
+    stock = keras.layers.Conv2D(**kwargs)
+    ours.build(x.shape)
+    stock.build(x.shape)
+    assert [tuple(w.shape) for w in ours.weights] == [tuple(w.shape) for w in stock.weights]
+    stock.set_weights([rng.normal(size=w.shape).astype("float32") for w in stock.weights])
+    ours.set_weights(stock.get_weights())
+    np.testing.assert_allclose(ours(x), stock(x), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "channels, groups, strides, padding, dilation",
+    [
+        (16, 4, 1, "same", 1),  # 4 channels a group: depthwise-backprop path
+        (12, 4, 2, "valid", 1),  # 3 channels a group, strided
+        (32, 4, 2, "same", 1),  # 8 channels a group: per-group path
+        (32, 2, 1, "same", 2),  # dilated: per-group path
+    ],
+)
+def test_group_conv_gradients_match_stock_conv2d(channels, groups, strides, padding, dilation):
+    import tensorflow as tf
+
+    rng = np.random.default_rng(1)
+    x = tf.constant(rng.normal(size=(2, 10, 9, channels)).astype("float32"))
+    kwargs = dict(
+        filters=channels, kernel_size=3, groups=groups, strides=strides,
+        padding=padding, dilation_rate=dilation,
+    )
+    ours = GroupConv2D(**kwargs)
+    stock = keras.layers.Conv2D(**kwargs)
+    ours.build(x.shape)
+    stock.build(x.shape)
+    stock.set_weights([rng.normal(size=w.shape).astype("float32") for w in stock.weights])
+    ours.set_weights(stock.get_weights())
+    grads = []
+    for layer in (ours, stock):
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x) ** 2)
+            return tape.gradient(loss, [x, layer.kernel, layer.bias])
+
+        grads.append(step())
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+def test_group_conv_trains_with_fit():
+    rng = np.random.default_rng(4)
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8, 16)),
+            GroupConv2D(32, 3, groups=8, padding="same", activation="relu"),
+            GroupConv2D(32, 3, groups=2, strides=2, padding="same"),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(3),
+        ]
+    )
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = rng.normal(size=(16, 8, 8, 16)).astype("float32")
+    y = rng.integers(0, 3, 16)
+    before = [w.copy() for w in model.get_weights()]
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert all(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
+
+
+def test_group_conv_rejects_indivisible_channels():
+    with pytest.raises(ValueError, match="divisible"):
+        GroupConv2D(30, 3, groups=4)
+    with pytest.raises(ValueError):
+        GroupConv2D(32, 3, groups=4)(np.zeros((1, 8, 8, 6), "float32"))
+
+
+def test_channel_shuffle_is_the_igc_permutation():
+    groups, m = 3, 4  # out[b*L + a] = in[a*M + b]
+    x = np.arange(groups * m, dtype="float32").reshape(1, 1, 1, -1)
+    out = np.asarray(ChannelShuffle(groups)(x)).ravel()
+    expected = [a * m + b for b in range(m) for a in range(groups)]
+    np.testing.assert_array_equal(out, expected)
+    back = np.asarray(ChannelShuffle(groups, inverse=True)(out.reshape(x.shape))).ravel()
+    np.testing.assert_array_equal(back, x.ravel())
+    with pytest.raises(ValueError, match="divisible by 5"):
+        ChannelShuffle(5)(x)
+
+
+def test_se_block_formula_and_options():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2, 5, 5, 32)).astype("float32")
+    se = SEBlock(ratio=8)
+    y = np.asarray(se(x))
+    w1, b1, w2, b2 = [np.asarray(w) for w in se.weights]
+    assert w1.shape == (1, 1, 32, 4)
+    z = np.maximum(x.mean(axis=(1, 2)) @ w1[0, 0] + b1, 0) @ w2[0, 0] + b2
+    np.testing.assert_allclose(y, x * (1 / (1 + np.exp(-z)))[:, None, None, :], rtol=1e-5, atol=1e-5)
+
+    se = SEBlock(squeeze_channels=6, gate_activation="hard_sigmoid", use_bias=False)
+    se(x)
+    assert [tuple(w.shape) for w in se.weights] == [(1, 1, 32, 6), (1, 1, 6, 32)]
+    with pytest.raises(ValueError, match="ratio"):
+        SEBlock(ratio=None)
+
+
+def test_hard_activations_are_relu6_based():
+    x = np.linspace(-8, 8, 161).astype("float32")
+    relu6 = np.clip(x + 3, 0, 6) / 6
+    np.testing.assert_allclose(hard_sigmoid(x), relu6, atol=1e-6)
+    np.testing.assert_allclose(hard_swish(x), x * relu6, atol=1e-5)
+
+
+def test_layers_roundtrip_through_keras_file(tmp_path):
+    inputs = keras.Input((8, 8, 16))
+    x = GroupConv2D(16, 3, groups=4, padding="same", name="gconv")(inputs)
+    x = ChannelShuffle(4, name="shuffle")(x)
+    x = SEBlock(ratio=4, gate_activation="hard_sigmoid", name="se")(x)
+    model = keras.Model(inputs, x)
+    sample = np.random.default_rng(3).normal(size=(2, 8, 8, 16)).astype("float32")
+    restored = _roundtrip(model, tmp_path)
+    assert isinstance(restored.get_layer("gconv"), GroupConv2D)
+    assert restored.get_layer("shuffle").groups == 4
+    assert restored.get_layer("se").get_config()["gate_activation"] == "hard_sigmoid"
+    np.testing.assert_allclose(restored(sample), model(sample), rtol=1e-6, atol=1e-6)

@@ -1,0 +1,390 @@
+"""DenseNet: keras.applications and timm parity, parameter counts, errors."""
+
+import h5py
+import numpy as np
+import pytest
+
+import keras
+
+import kerasnets
+from kerasnets.models import densenet
+from tests.parity import (
+    assert_logits_close,
+    calibrate_keras,
+    calibrate_torch,
+    random_images,
+    randomize_keras,
+    save_state_dict,
+    torch_logits,
+)
+
+# Exact tolerance for keras.applications parity (same graph, same weights):
+# only float summation order may differ.
+KERAS_TOL = 1e-5
+# timm parity: BN epsilon 1e-5 (timm) vs 1.001e-5 (keras) plus conv algorithms.
+TIMM_TOL = 1e-4
+
+
+def trainable_params(model):
+    return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+
+
+def save_legacy_h5(model, path):
+    """Writes ``model``'s weights as keras.applications publishes them.
+
+    Keras 3.15's ``model.save_weights`` refuses names not ending in
+    ``.weights.h5`` (checked by ``test_keras_save_weights_refuses_legacy_h5``),
+    so the legacy writer is called directly.
+    """
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return str(path)
+
+
+def keras_reference(builder, images, include_top=True, **kwargs):
+    """keras.applications model, random weights, calibrated BN."""
+    model = builder(
+        weights=None,
+        include_top=include_top,
+        classifier_activation=None,
+        **kwargs,
+    )
+    randomize_keras(model)
+    calibrate_keras(model, images)
+    return model
+
+
+def weight_layer_names(model):
+    return [layer.name for layer in model.layers if layer.weights]
+
+
+@pytest.fixture(scope="module")
+def keras121_h5(tmp_path_factory):
+    """A randomised, calibrated keras.applications DenseNet121 (with top) as
+    a legacy .h5 file, and its logits on 224x224 images."""
+    images = random_images(4, 224)
+    reference = keras_reference(keras.applications.DenseNet121, images)
+    path = save_legacy_h5(
+        reference, tmp_path_factory.mktemp("densenet") / "densenet121.h5"
+    )
+    expected = reference.predict(images, verbose=0)
+    names = weight_layer_names(reference)
+    keras.backend.clear_session()
+    return path, images, expected, names
+
+
+# ---------------------------------------------------- keras.applications
+
+
+def test_keras_save_weights_refuses_legacy_h5(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match=r"\.weights\.h5"):
+        model.save_weights(str(tmp_path / "x.h5"))
+
+
+def test_densenet121_matches_keras_applications(keras121_h5):
+    path, images, expected, names = keras121_h5
+    model = kerasnets.DenseNet121(weights=path, classifier_activation=None)
+    assert weight_layer_names(model) == names
+    actual = model.predict(images, verbose=0)
+    ratio = assert_logits_close(actual, expected, KERAS_TOL)
+    print(f"DenseNet121 vs keras.applications (top, 224): ratio {ratio:.2g}")
+
+
+def test_densenet121_notop_matches_keras_applications(tmp_path):
+    images = random_images(4, 96, seed=1)
+    reference = keras_reference(
+        keras.applications.DenseNet121, images, include_top=False
+    )
+    path = save_legacy_h5(reference, tmp_path / "densenet121_notop.h5")
+    expected = reference.predict(images, verbose=0)
+    model = kerasnets.DenseNet121(weights=path, include_top=False)
+    assert model.output.shape[-1] == 1024
+    ratio = assert_logits_close(model.predict(images, verbose=0), expected, KERAS_TOL)
+    print(f"DenseNet121 vs keras.applications (no top, 96): ratio {ratio:.2g}")
+
+
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (kerasnets.DenseNet169, keras.applications.DenseNet169),
+        (kerasnets.DenseNet201, keras.applications.DenseNet201),
+    ],
+)
+def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs):
+    images = random_images(4, 64, seed=2)
+    reference = keras_reference(theirs, images, input_shape=(64, 64, 3))
+    path = save_legacy_h5(reference, tmp_path / "weights.h5")
+    expected = reference.predict(images, verbose=0)
+    model = ours(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
+    assert weight_layer_names(model) == weight_layer_names(reference)
+    ratio = assert_logits_close(model.predict(images, verbose=0), expected, KERAS_TOL)
+    print(f"{model.name} vs keras.applications (64): ratio {ratio:.2g}")
+
+
+def test_generic_builder_equals_named_variant(keras121_h5):
+    path, images, expected, _ = keras121_h5
+    model = kerasnets.DenseNet(
+        [6, 12, 24, 16],
+        weights=path,
+        input_shape=(224, 224, 3),
+        classifier_activation=None,
+    )
+    assert_logits_close(model.predict(images[:2], verbose=0), expected[:2], KERAS_TOL)
+
+
+def test_densenet121_checkpoint_into_densenet169_raises(keras121_h5):
+    path = keras121_h5[0]
+    with pytest.raises(ValueError, match=r"layer #\d+ 'conv4_block25_1_conv'"):
+        kerasnets.DenseNet169(weights=path)
+
+
+# -------------------------------------------------------------- timm
+
+
+def _timm_reference(timm, name, size=224, seed=0):
+    model = timm.create_model(name, pretrained=False)
+    calibrate_torch(model, random_images(4, size, seed=seed))
+    return model
+
+
+def test_densenet121_matches_timm(timm, tmp_path):
+    reference = _timm_reference(timm, "densenet121")
+    path = save_state_dict(reference, tmp_path / "densenet121.safetensors")
+    model = kerasnets.DenseNet121(
+        weights=path, input_shape=(None, None, 3), classifier_activation=None
+    )
+    for size, seed in ((224, 3), (97, 4)):
+        images = random_images(2, size, seed=seed)
+        ratio = assert_logits_close(
+            model.predict(images, verbose=0),
+            torch_logits(reference, images),
+            TIMM_TOL,
+        )
+        print(f"DenseNet121 vs timm at {size}: ratio {ratio:.2g}")
+
+    # Headless: the classifier tensors are skipped, features equal norm5+ReLU.
+    headless = kerasnets.DenseNet121(weights=path, include_top=False)
+    images = random_images(2, 97, seed=5)
+    import torch
+
+    with torch.no_grad():
+        features = reference.forward_features(
+            torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
+        ).numpy()
+    ratio = assert_logits_close(
+        headless.predict(images, verbose=0), features.transpose(0, 2, 3, 1), TIMM_TOL
+    )
+    print(f"DenseNet121 features vs timm at 97: ratio {ratio:.2g}")
+
+    with pytest.raises(ValueError, match=r"features\.denseblock3\.denselayer25"):
+        kerasnets.DenseNet169(weights=path)
+
+
+def test_densenet161_matches_timm_pth(timm, tmp_path):
+    reference = _timm_reference(timm, "densenet161")
+    path = save_state_dict(reference, tmp_path / "densenet161.pth")
+    model = kerasnets.DenseNet161(
+        weights=path, input_shape=(None, None, 3), classifier_activation=None
+    )
+    for size, seed in ((224, 6), (97, 7)):
+        images = random_images(2, size, seed=seed)
+        ratio = assert_logits_close(
+            model.predict(images, verbose=0),
+            torch_logits(reference, images),
+            TIMM_TOL,
+        )
+        print(f"DenseNet161 vs timm at {size}: ratio {ratio:.2g}")
+
+
+def test_converter_registered_for_every_builder():
+    from kerasnets.weights import STATE_DICT_CONVERTERS
+
+    for builder in (
+        "DenseNet",
+        "DenseNet121",
+        "DenseNet161",
+        "DenseNet169",
+        "DenseNet201",
+        "DenseNet264",
+    ):
+        assert STATE_DICT_CONVERTERS[builder] is densenet.timm_layer_map
+
+
+# ------------------------------------------------------ parameter counts
+
+
+@pytest.mark.parametrize(
+    "builder, trainable, total",
+    [
+        (kerasnets.DenseNet121, 7_978_856, 8_062_504),
+        (kerasnets.DenseNet161, 28_681_000, 28_900_936),
+        (kerasnets.DenseNet169, 14_149_480, 14_307_880),
+        (kerasnets.DenseNet201, 20_013_928, 20_242_984),
+        (kerasnets.DenseNet264, 33_337_704, 33_736_232),
+    ],
+)
+def test_imagenet_parameter_counts(builder, trainable, total):
+    model = builder(weights=None)
+    assert trainable_params(model) == trainable
+    assert model.count_params() == total
+
+
+@pytest.mark.parametrize(
+    "depth, growth_rate, bc, params",
+    [
+        (40, 12, False, 1_019_722),
+        (100, 12, False, 6_979_642),
+        (100, 12, True, 769_162),
+        (250, 24, True, 15_324_406),
+        (190, 40, True, 25_624_430),
+    ],
+)
+def test_cifar_parameter_counts(depth, growth_rate, bc, params):
+    model = kerasnets.DenseNetCIFAR(
+        depth,
+        growth_rate,
+        bottleneck=bc,
+        compression=0.5 if bc else 1.0,
+    )
+    assert trainable_params(model) == params
+    assert model.input_shape == (None, 32, 32, 3)
+    assert model.output_shape == (None, 10)
+    blocks = {name.split("_")[0] for name in weight_layer_names(model)}
+    assert blocks == {"conv1", "conv2", "conv3", "conv4", "pool2", "pool3", "bn", "predictions"}
+    n = (depth - 4) // (6 if bc else 3)
+    assert f"conv4_block{n}_concat" in [layer.name for layer in model.layers]
+    assert f"conv4_block{n + 1}_concat" not in [layer.name for layer in model.layers]
+
+
+def test_cifar_forward_and_variants():
+    images = random_images(2, 32)
+    model = kerasnets.DenseNetCIFAR(40, 12, dropout_rate=0.2)
+    out = model.predict(images, verbose=0)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+    assert model.name == "densenet40_k12"
+    # Dropout follows each conv (and the transitions) in the paper's setup.
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert len(drops) == 3 * 12 + 2
+    # Stem: 16 channels, 2k for DenseNet-BC; plain DenseNet has no 1x1 conv.
+    assert model.get_layer("conv1_conv").filters == 16
+    assert model.get_layer("conv2_block1_1_conv").kernel_size == (3, 3)
+    bc = kerasnets.DenseNetCIFAR(
+        100, 12, bottleneck=True, compression=0.5, include_top=False, pooling="avg"
+    )
+    assert bc.get_layer("conv1_conv").filters == 24
+    assert bc.get_layer("pool2_conv").filters == (24 + 16 * 12) // 2
+    # n = 16: 24 + 16k = 216 -> 108 -> 108 + 16k = 300 -> 150 -> 150 + 16k = 342.
+    assert bc.output_shape == (None, 342)
+    assert bc.predict(images, verbose=0).shape == (2, 342)
+
+
+@pytest.mark.parametrize("depth, bottleneck", [(41, False), (4, False), (100.0, False), (40, True)])
+def test_cifar_invalid_depth_raises(depth, bottleneck):
+    with pytest.raises(ValueError, match="depth"):
+        kerasnets.DenseNetCIFAR(depth, 12, bottleneck=bottleneck)
+
+
+def test_generic_densenet_forms():
+    """DenseNet, -B, -C, -BC on ImageNet-style inputs (small and cheap)."""
+    images = random_images(2, 32)
+    plain = kerasnets.DenseNet(
+        [2, 2], growth_rate=8, bottleneck=False, compression=1.0, classes=5
+    )
+    assert plain.get_layer("conv1_conv").filters == 16
+    assert plain.get_layer("pool2_conv").filters == 16 + 2 * 8
+    assert "conv2_block1_2_conv" not in [layer.name for layer in plain.layers]
+    compressed = kerasnets.DenseNet(
+        [2, 2], growth_rate=8, init_features=12, compression=0.5, include_top=False
+    )
+    assert compressed.get_layer("conv1_conv").filters == 12
+    assert compressed.get_layer("conv2_block1_1_conv").filters == 32
+    assert compressed.get_layer("pool2_conv").filters == (12 + 16) // 2
+    assert plain.predict(images, verbose=0).shape == (2, 5)
+    # 32x32 is the minimum: 1x1 maps after the stem and 3 transitions.
+    model = kerasnets.DenseNet121(weights=None, include_top=False, input_shape=(32, 32, 3))
+    assert model.output_shape == (None, 1, 1, 1024)
+
+
+# -------------------------------------------------------------- errors
+
+
+def test_bad_arguments_raise():
+    with pytest.raises(ValueError, match="classes"):
+        kerasnets.DenseNet121(weights="imagenet", classes=10)
+    with pytest.raises(ValueError, match=r"'imagenet', 'ra_in1k', 'tv_in1k'"):
+        kerasnets.DenseNet121(weights="in22k")
+    with pytest.raises(ValueError, match="no published pretrained weights"):
+        kerasnets.DenseNet264(weights="imagenet")
+    with pytest.raises(ValueError, match="no published pretrained weights"):
+        kerasnets.DenseNet([1, 2, 3, 4], weights="imagenet")
+    with pytest.raises(ValueError, match=r"'imagenet', 'ra_in1k', 'tv_in1k'"):
+        kerasnets.DenseNet([6, 12, 24, 16], weights="nope")
+    with pytest.raises(ValueError, match="at least 32x32"):
+        kerasnets.DenseNet121(weights=None, include_top=False, input_shape=(31, 64, 3))
+    with pytest.raises(ValueError, match="growth_rate"):
+        kerasnets.DenseNet([6, 12, 24, 16], False)  # keras' positional include_top
+    with pytest.raises(ValueError, match="blocks"):
+        kerasnets.DenseNet(121)
+    with pytest.raises(ValueError, match="compression"):
+        kerasnets.DenseNet([2, 2], compression=0.0)
+    with pytest.raises(ValueError, match="pooling"):
+        kerasnets.DenseNet121(weights=None, include_top=False, pooling="sum")
+
+
+def test_registry_entries():
+    from kerasnets.weights.registry import tags_for
+
+    assert kerasnets.weights.available("DenseNet121") == ["imagenet", "ra_in1k", "tv_in1k"]
+    entry = tags_for("DenseNet121")["imagenet"]
+    assert entry.format == "keras_h5"
+    assert entry.url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels.h5")
+    assert entry.file_hash == "9d60b8095a5708f2dcce2bca79d332c7"
+    assert entry.notop_url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert entry.notop_hash == "30ee3e1110167f948a6b9946edeeb738"
+    assert tags_for("DenseNet169")["imagenet"].file_hash == "d699b8f76981ab1b30698df4c175e90b"
+    assert tags_for("DenseNet201")["imagenet"].notop_hash == "c13680b51ded0fb44dff2d8f86ac8bb1"
+    for key, model, tag in [
+        ("DenseNet121", "densenet121", "tv_in1k"),
+        ("DenseNet121", "densenet121", "ra_in1k"),
+        ("DenseNet161", "densenet161", "tv_in1k"),
+    ]:
+        entry = tags_for(key)[tag]
+        assert entry.format == "safetensors"
+        assert entry.preprocessing == "torch"
+        assert entry.file_hash is None
+        assert entry.url == (
+            f"https://huggingface.co/timm/{model}.{tag}/resolve/main/model.safetensors"
+        )
+    # DenseNet161's default ("imagenet") weights are torchvision's.
+    assert tags_for("DenseNet161")["imagenet"] == tags_for("DenseNet161")["tv_in1k"]
+    assert kerasnets.weights.available("DenseNet264") == []
+
+
+# -------------------------------------------------- preprocess / decode
+
+
+def test_preprocess_input_matches_keras_applications():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    expected = keras.applications.densenet.preprocess_input(x.copy())
+    np.testing.assert_allclose(densenet.preprocess_input(x.copy()), expected, rtol=1e-6)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(expected, (x / 255.0 - mean) / std, rtol=1e-5, atol=1e-5)
+
+
+def test_decode_predictions(monkeypatch):
+    from keras.src.applications import imagenet_utils
+
+    index = {str(i): [f"n{i:08d}", f"class_{i}"] for i in range(1000)}
+    monkeypatch.setattr(imagenet_utils, "CLASS_INDEX", index)
+    preds = np.zeros((2, 1000), "float32")
+    preds[0, [7, 3]] = [0.9, 0.1]
+    preds[1, 999] = 1.0
+    decoded = densenet.decode_predictions(preds, top=2)
+    assert [d[:2] for d in decoded[0]] == [("n00000007", "class_7"), ("n00000003", "class_3")]
+    assert decoded[1][0][1] == "class_999"
+    with pytest.raises(ValueError):
+        densenet.decode_predictions(np.zeros((1, 10)))
