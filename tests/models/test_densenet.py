@@ -56,6 +56,11 @@ def keras_reference(builder, images, include_top=True, **kwargs):
     return model
 
 
+def run(model, images):
+    """Eager inference (predict() traces a tf.function: 10x slower here)."""
+    return keras.ops.convert_to_numpy(model(images, training=False))
+
+
 def weight_layer_names(model):
     return [layer.name for layer in model.layers if layer.weights]
 
@@ -69,7 +74,7 @@ def keras121_h5(tmp_path_factory):
     path = save_legacy_h5(
         reference, tmp_path_factory.mktemp("densenet") / "densenet121.h5"
     )
-    expected = reference.predict(images, verbose=0)
+    expected = run(reference, images)
     names = weight_layer_names(reference)
     keras.backend.clear_session()
     return path, images, expected, names
@@ -88,7 +93,7 @@ def test_densenet121_matches_keras_applications(keras121_h5):
     path, images, expected, names = keras121_h5
     model = kerasnets.DenseNet121(weights=path, classifier_activation=None)
     assert weight_layer_names(model) == names
-    actual = model.predict(images, verbose=0)
+    actual = run(model, images)
     ratio = assert_logits_close(actual, expected, KERAS_TOL)
     print(f"DenseNet121 vs keras.applications (top, 224): ratio {ratio:.2g}")
 
@@ -99,10 +104,10 @@ def test_densenet121_notop_matches_keras_applications(tmp_path):
         keras.applications.DenseNet121, images, include_top=False
     )
     path = save_legacy_h5(reference, tmp_path / "densenet121_notop.h5")
-    expected = reference.predict(images, verbose=0)
+    expected = run(reference, images)
     model = kerasnets.DenseNet121(weights=path, include_top=False)
     assert model.output.shape[-1] == 1024
-    ratio = assert_logits_close(model.predict(images, verbose=0), expected, KERAS_TOL)
+    ratio = assert_logits_close(run(model, images), expected, KERAS_TOL)
     print(f"DenseNet121 vs keras.applications (no top, 96): ratio {ratio:.2g}")
 
 
@@ -117,10 +122,10 @@ def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs):
     images = random_images(4, 64, seed=2)
     reference = keras_reference(theirs, images, input_shape=(64, 64, 3))
     path = save_legacy_h5(reference, tmp_path / "weights.h5")
-    expected = reference.predict(images, verbose=0)
+    expected = run(reference, images)
     model = ours(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
     assert weight_layer_names(model) == weight_layer_names(reference)
-    ratio = assert_logits_close(model.predict(images, verbose=0), expected, KERAS_TOL)
+    ratio = assert_logits_close(run(model, images), expected, KERAS_TOL)
     print(f"{model.name} vs keras.applications (64): ratio {ratio:.2g}")
 
 
@@ -132,7 +137,7 @@ def test_generic_builder_equals_named_variant(keras121_h5):
         input_shape=(224, 224, 3),
         classifier_activation=None,
     )
-    assert_logits_close(model.predict(images[:2], verbose=0), expected[:2], KERAS_TOL)
+    assert_logits_close(run(model, images), expected, KERAS_TOL)
 
 
 def test_densenet121_checkpoint_into_densenet169_raises(keras121_h5):
@@ -159,7 +164,7 @@ def test_densenet121_matches_timm(timm, tmp_path):
     for size, seed in ((224, 3), (97, 4)):
         images = random_images(2, size, seed=seed)
         ratio = assert_logits_close(
-            model.predict(images, verbose=0),
+            run(model, images),
             torch_logits(reference, images),
             TIMM_TOL,
         )
@@ -175,7 +180,7 @@ def test_densenet121_matches_timm(timm, tmp_path):
             torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
         ).numpy()
     ratio = assert_logits_close(
-        headless.predict(images, verbose=0), features.transpose(0, 2, 3, 1), TIMM_TOL
+        run(headless, images), features.transpose(0, 2, 3, 1), TIMM_TOL
     )
     print(f"DenseNet121 features vs timm at 97: ratio {ratio:.2g}")
 
@@ -192,7 +197,7 @@ def test_densenet161_matches_timm_pth(timm, tmp_path):
     for size, seed in ((224, 6), (97, 7)):
         images = random_images(2, size, seed=seed)
         ratio = assert_logits_close(
-            model.predict(images, verbose=0),
+            run(model, images),
             torch_logits(reference, images),
             TIMM_TOL,
         )
@@ -262,7 +267,7 @@ def test_cifar_parameter_counts(depth, growth_rate, bc, params):
 def test_cifar_forward_and_variants():
     images = random_images(2, 32)
     model = kerasnets.DenseNetCIFAR(40, 12, dropout_rate=0.2)
-    out = model.predict(images, verbose=0)
+    out = run(model, images)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
     assert model.name == "densenet40_k12"
     # Dropout follows each conv (and the transitions) in the paper's setup.
@@ -278,7 +283,7 @@ def test_cifar_forward_and_variants():
     assert bc.get_layer("pool2_conv").filters == (24 + 16 * 12) // 2
     # n = 16: 24 + 16k = 216 -> 108 -> 108 + 16k = 300 -> 150 -> 150 + 16k = 342.
     assert bc.output_shape == (None, 342)
-    assert bc.predict(images, verbose=0).shape == (2, 342)
+    assert run(bc, images).shape == (2, 342)
 
 
 @pytest.mark.parametrize("depth, bottleneck", [(41, False), (4, False), (100.0, False), (40, True)])
@@ -302,7 +307,7 @@ def test_generic_densenet_forms():
     assert compressed.get_layer("conv1_conv").filters == 12
     assert compressed.get_layer("conv2_block1_1_conv").filters == 32
     assert compressed.get_layer("pool2_conv").filters == (12 + 16) // 2
-    assert plain.predict(images, verbose=0).shape == (2, 5)
+    assert run(plain, images).shape == (2, 5)
     # 32x32 is the minimum: 1x1 maps after the stem and 3 transitions.
     model = kerasnets.DenseNet121(weights=None, include_top=False, input_shape=(32, 32, 3))
     assert model.output_shape == (None, 1, 1, 1024)
