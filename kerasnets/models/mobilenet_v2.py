@@ -127,7 +127,7 @@ def inverted_res_block(x, expansion, filters, strides, *, alpha, block_id):
         f"{prefix}depthwise",
         strides=strides,
         pad_name=f"{prefix}pad",
-        stride2_padding="tf_same",
+        stride2_padding="bottom_right",
         bn_name=f"{prefix}depthwise_BN",
         momentum=BN_MOMENTUM,
     )

@@ -68,16 +68,21 @@ def fetch(key, tag, include_top=True):
     if not include_top and entry.notop_url:
         url, file_hash = entry.notop_url, entry.notop_hash
     fname = f"{key}.{tag}.{os.path.basename(url)}"
+    cache_dir = os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras"))
+    cache = os.path.join(cache_dir, CACHE_SUBDIR, fname)
     try:
-        return keras.utils.get_file(
-            fname, url, file_hash=file_hash, cache_subdir=CACHE_SUBDIR
-        ), entry
-    except Exception as error:
-        cache = os.path.join(
-            os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
-            CACHE_SUBDIR,
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        path = keras.utils.get_file(
             fname,
+            url,
+            file_hash=file_hash,
+            cache_dir=cache_dir,
+            cache_subdir=CACHE_SUBDIR,
         )
+        return path, entry
+    except Exception as error:
+        if os.path.exists(cache):  # keras keeps a file whose hash failed
+            os.remove(cache)
         raise ValueError(
             f"Could not fetch the {tag!r} weights of {key} from {url} "
             f"({error}). Download the file by hand and place it at {cache}, "
