@@ -1,5 +1,14 @@
 import os
 
+# torchvision (imported by timm) crashes with a segmentation fault when it is
+# imported after TensorFlow; importing the reference stack first avoids it.
+try:
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+    import timm  # noqa: F401
+except ImportError:
+    pass
+
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -409,3 +409,13 @@ def preprocess_input(x, data_format=None):
 def decode_predictions(preds, top=5):
     """Decodes ImageNet predictions: [(class_id, name, score)] per image."""
     return keras.applications.imagenet_utils.decode_predictions(preds, top=top)
+
+
+__all__ = [
+    "MobileNet",
+    "conv_bn",
+    "decode_predictions",
+    "depthwise_conv_bn",
+    "depthwise_separable_block",
+    "preprocess_input",
+]

@@ -127,7 +127,7 @@ def inverted_res_block(x, expansion, filters, strides, *, alpha, block_id):
         f"{prefix}depthwise",
         strides=strides,
         pad_name=f"{prefix}pad",
-        stride2_padding="bottom_right",
+        stride2_padding="tf_same",
         bn_name=f"{prefix}depthwise_BN",
         momentum=BN_MOMENTUM,
     )
@@ -280,7 +280,8 @@ def _check_input_tensor(input_tensor, input_shape):
         return
     if not keras.backend.is_keras_tensor(input_tensor):
         raise ValueError(
-            f"input_tensor is not a Keras tensor; Received `input_tensor={input_tensor}`"
+            "input_tensor is not a Keras tensor; Received "
+            f"`input_tensor={input_tensor}`"
         )
     if input_tensor.shape[2] != input_shape[1]:
         raise ValueError(
