@@ -2,7 +2,10 @@
 
 from kerasnets.layers.activations import hard_sigmoid, hard_swish
 from kerasnets.layers.channel_shuffle import ChannelShuffle
+from kerasnets.layers.channel_split import ChannelSplit
 from kerasnets.layers.group_conv import GroupConv2D
 from kerasnets.layers.squeeze_excite import SEBlock
 
-__all__ = ["ChannelShuffle", "GroupConv2D", "SEBlock", "hard_sigmoid", "hard_swish"]
+__all__ = [
+    "ChannelShuffle",
+    "ChannelSplit", "GroupConv2D", "SEBlock", "hard_sigmoid", "hard_swish"]

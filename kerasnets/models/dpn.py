@@ -1,0 +1,431 @@
+"""DPN: Dual Path Networks.
+
+Reference:
+    Yunpeng Chen, Jianan Li, Huaxin Xiao, Xiaojie Jin, Shuicheng Yan,
+    Jiashi Feng, "Dual Path Networks", NeurIPS 2017,
+    https://arxiv.org/abs/1707.01629
+
+A dual path block runs one shared body, 1x1 -> grouped 3x3 -> 1x1 (each
+pre-activated: BN-ReLU-Conv), on the concatenation of two paths, and splits
+the body's output in two (paper Eq. 1-5, Fig. 2e):
+
+    x_k = [r_k | d_k]                          (residual | densely connected)
+    o   = body(x_k) = [o_res | o_dense]        (bw + inc channels)
+    r_{k+1} = r_k + o_res                      residual path: added (ResNet)
+    d_{k+1} = [d_k | o_dense]                  dense path: concatenated (DenseNet)
+
+The first block of a stage projects its input with BN-ReLU-1x1 (stride 2
+from the second stage on) to bw + 2*inc channels: bw residual, 2*inc dense.
+DPN-68b splits the last 1x1 into two convolutions after one BN-ReLU.
+
+Architecture table (residual widths bw = (64, 128, 256, 512) * f, f = 1 for
+the small DPN-68 and 4 otherwise; bottleneck width r = k_r * bw / (64 f)):
+
+| builder | stem  | init | k_r | G  | k_sec        | inc_sec          | params (trainable) | MACs   |
+|---------|-------|------|-----|----|--------------|------------------|--------------------|--------|
+| DPN68   | 3x3/2 | 10   | 128 | 32 | 3, 4, 12, 3  | 16, 32, 32, 64   | 12,611,602         | 2.35 G |
+| DPN68b  | 3x3/2 | 10   | 128 | 32 | 3, 4, 12, 3  | 16, 32, 32, 64   | 12,611,602         | 2.35 G |
+| DPN92   | 7x7/2 | 64   | 96  | 32 | 3, 4, 20, 3  | 16, 32, 24, 128  | 37,668,392         | 6.5 G  |
+| DPN98   | 7x7/2 | 96   | 160 | 40 | 3, 6, 20, 3  | 16, 32, 32, 128  | 61,570,728         | 11.7 G |
+| DPN107  | 7x7/2 | 128  | 200 | 50 | 4, 8, 20, 3  | 20, 64, 64, 128  | 86,917,800         | 18.3 G |
+| DPN131  | 7x7/2 | 128  | 160 | 40 | 4, 8, 28, 3  | 16, 32, 32, 128  | 79,254,504         | 16.0 G |
+
+Numerics follow the released (MXNet, converted by timm) models: BN epsilon
+1e-3, PyTorch's symmetric padding (explicit ZeroPadding2D before every
+stride-2 convolution, so even inputs such as 224 match), the classifier a
+1x1 convolution with bias (kept here as a Dense layer; both layouts load),
+and the final BN followed by ReLU (timm's constructor names an ELU there, but
+the norm layer it builds keeps ReLU; the logits match only with ReLU).
+"""
+
+import keras
+from keras import layers
+
+from kerasnets import weights as weights_lib
+from kerasnets.layers import ChannelSplit, GroupConv2D
+from kerasnets.models.common import (
+    check_arguments,
+    finish_model,
+    global_pool,
+    image_input,
+)
+from kerasnets.weights import WeightsEntry
+
+BN_EPSILON = 1e-3
+MIN_SIZE = 32
+BASE_WIDTHS = (64, 128, 256, 512)
+
+VARIANTS = {
+    "DPN68": dict(small=True, init_features=10, k_r=128, groups=32,
+                  k_sec=(3, 4, 12, 3), inc_sec=(16, 32, 32, 64)),
+    "DPN68b": dict(small=True, init_features=10, k_r=128, groups=32,
+                   k_sec=(3, 4, 12, 3), inc_sec=(16, 32, 32, 64), b=True),
+    "DPN92": dict(init_features=64, k_r=96, groups=32,
+                  k_sec=(3, 4, 20, 3), inc_sec=(16, 32, 24, 128)),
+    "DPN98": dict(init_features=96, k_r=160, groups=40,
+                  k_sec=(3, 6, 20, 3), inc_sec=(16, 32, 32, 128)),
+    "DPN107": dict(init_features=128, k_r=200, groups=50,
+                   k_sec=(4, 8, 20, 3), inc_sec=(20, 64, 64, 128)),
+    "DPN131": dict(init_features=128, k_r=160, groups=40,
+                   k_sec=(4, 8, 28, 3), inc_sec=(16, 32, 32, 128)),
+}
+
+# ------------------------------------------------------------ pretrained
+
+# The authors' MXNet weights as converted by timm (Hugging Face hub), and
+# timm's own DPN-68b training. DPN-68b/92/107 "mx" were pretrained on
+# ImageNet-5k, then fine-tuned on ImageNet-1k.
+DPN_MEAN = (124 / 255, 117 / 255, 104 / 255)
+DPN_STD = (0.23482,) * 3  # x - mean, times 0.0167, on 0-255 inputs
+_HUB = "https://huggingface.co/timm/{}/resolve/main/model.safetensors"
+_MX_TOP1 = {"DPN68": 76.3, "DPN68b": 77.5, "DPN92": 80.0, "DPN98": 79.7,
+            "DPN107": 80.2, "DPN131": 79.8}
+
+for _builder, _top1 in _MX_TOP1.items():
+    weights_lib.register(
+        _builder,
+        "mx_in1k",
+        WeightsEntry(
+            url=_HUB.format(f"{_builder.lower()}.mx_in1k"),
+            format="safetensors",
+            preprocessing="dpn",
+            source="timm (authors' MXNet weights)",
+            license="apache-2.0",
+            top1=_top1,
+        ),
+        default=True,
+    )
+weights_lib.register(
+    "DPN68b",
+    "ra_in1k",
+    WeightsEntry(
+        url=_HUB.format("dpn68b.ra_in1k"),
+        format="safetensors",
+        preprocessing="torch",
+        source="timm (RandAugment recipe)",
+        license="apache-2.0",
+        top1=79.2,
+    ),
+)
+
+# ----------------------------------------------------------------- blocks
+
+
+def bn_act(x, name, activation="relu"):
+    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    return layers.Activation(activation, name=f"{name}_{activation}")(x)
+
+
+def bn_act_conv(x, filters, kernel_size, name, strides=1, groups=1):
+    """Pre-activation convolution: BN-ReLU-Conv with PyTorch padding."""
+    x = bn_act(x, name)
+    if kernel_size > 1:
+        if strides > 1:
+            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+            padding = "valid"
+        else:
+            padding = "same"
+    else:
+        padding = "valid"
+    conv = GroupConv2D if groups > 1 else layers.Conv2D
+    return conv(filters, kernel_size, strides=strides, groups=groups,
+                padding=padding, use_bias=False, name=f"{name}_conv")(x)
+
+
+def dual_path_block(x, bottleneck, residual_width, increment, groups, name,
+                    block_type="normal", b=False):
+    """One dual path block; ``x`` is ``[residual | dense]``.
+
+    ``block_type``: "proj" (first block of the first stage: 1x1 projection),
+    "down" (first block of later stages: stride-2 projection) or "normal".
+    """
+    strides = 2 if block_type == "down" else 1
+    if block_type == "normal":
+        shortcut = x
+        dense_width = -1
+    else:
+        shortcut = bn_act_conv(x, residual_width + 2 * increment, 1,
+                               f"{name}_proj", strides=strides)
+        dense_width = 2 * increment
+    residual, dense = ChannelSplit([residual_width, dense_width],
+                                   name=f"{name}_paths")(shortcut)
+    y = bn_act_conv(x, bottleneck, 1, f"{name}_1x1_a")
+    y = bn_act_conv(y, bottleneck, 3, f"{name}_3x3_b", strides=strides,
+                    groups=groups)
+    if b:
+        y = bn_act(y, f"{name}_1x1_c")
+        new_residual = layers.Conv2D(residual_width, 1, use_bias=False,
+                                     name=f"{name}_1x1_c1_conv")(y)
+        new_dense = layers.Conv2D(increment, 1, use_bias=False,
+                                  name=f"{name}_1x1_c2_conv")(y)
+    else:
+        y = bn_act_conv(y, residual_width + increment, 1, f"{name}_1x1_c")
+        new_residual, new_dense = ChannelSplit(
+            [residual_width, increment], name=f"{name}_out")(y)
+    residual = layers.Add(name=f"{name}_add")([residual, new_residual])
+    return layers.Concatenate(name=f"{name}_concat")([residual, dense, new_dense])
+
+
+def stem(x, filters, kernel_size):
+    """conv1: Conv-BN-ReLU (k x k / 2) then 3x3/2 max pool, PyTorch padding."""
+    x = layers.ZeroPadding2D(kernel_size // 2, name="conv1_pad")(x)
+    x = layers.Conv2D(filters, kernel_size, strides=2, use_bias=False,
+                      name="conv1_conv")(x)
+    x = bn_act(x, "conv1")
+    x = layers.ZeroPadding2D(1, name="conv1_pool_pad")(x)  # after ReLU: = -inf
+    return layers.MaxPooling2D(3, strides=2, name="conv1_pool")(x)
+
+
+def test_time_pool_top(x, classes, classifier_activation):
+    """The paper's test-time pooling: 7x7/1 average pool, the classifier
+    applied at every position, then the mean of global average and max."""
+    x = layers.AveragePooling2D(7, strides=1, name="ttp_avg_pool")(x)
+    x = layers.Dense(classes, name="predictions")(x)
+    x = layers.Average(name="ttp_avgmax")([
+        layers.GlobalAveragePooling2D(name="ttp_global_avg")(x),
+        layers.GlobalMaxPooling2D(name="ttp_global_max")(x),
+    ])
+    return layers.Activation(classifier_activation, name="probabilities")(x)
+
+
+# ---------------------------------------------------------------- builder
+
+
+def DPN(
+    k_r,
+    groups,
+    k_sec,
+    inc_sec,
+    init_features=64,
+    small=False,
+    b=False,
+    test_time_pool=False,
+    head_activation="relu",
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="dpn",
+    builder="DPN",
+):
+    """Instantiates a Dual Path Network (Chen et al., NeurIPS 2017).
+
+    Args:
+        k_r: bottleneck width factor: the 3x3 convs of stage i have
+            ``k_r * (64, 128, 256, 512)[i] / 64`` channels.
+        groups: groups of the 3x3 convolutions (G).
+        k_sec: blocks per stage (4 stages).
+        inc_sec: dense-path increment per block, per stage.
+        init_features: stem channels.
+        small: DPN-68 layout: 3x3 stem, residual widths (64, ..., 512)
+            instead of 4x that.
+        b: DPN-68b: the last 1x1 of a block is two convs (residual, dense).
+        test_time_pool: 7x7/1 average pool + classifier + mean of global
+            average and max (the paper's 320 px evaluation); needs inputs of
+            at least 224 px. Same weights as the plain head.
+        head_activation: activation after the final BN (ReLU in the
+            released models).
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+        classifier_activation, name: as in keras.applications. ``weights``
+            is None, a tag (``kerasnets.weights.available("DPN92")``) or a
+            path (.safetensors/.pth in timm's layout, or Keras weights).
+
+    Returns:
+        A ``keras.Model``.
+    """
+    check_arguments(builder, weights=weights, include_top=include_top,
+                    classes=classes, pooling=pooling,
+                    classifier_activation=classifier_activation)
+    if len(k_sec) != 4 or len(inc_sec) != 4:
+        raise ValueError(
+            f"DPN has 4 stages: k_sec and inc_sec need 4 entries each; "
+            f"received k_sec={k_sec}, inc_sec={inc_sec}."
+        )
+    width_factor = 1 if small else 4
+    for base in BASE_WIDTHS:
+        bottleneck = k_r * base // 64
+        if bottleneck % groups:
+            raise ValueError(
+                f"DPN: the grouped 3x3 convolutions have k_r*{base}/64 = "
+                f"{bottleneck} channels, which {groups} groups do not divide. "
+                "Choose k_r and groups so every stage's width is a multiple "
+                "of groups."
+            )
+    min_size = 224 if (test_time_pool and include_top) else MIN_SIZE
+    img_input = image_input(input_tensor, input_shape, default_size=224,
+                            min_size=min_size, include_top=include_top,
+                            weights=weights)
+
+    x = stem(img_input, init_features, 3 if small else 7)
+    for stage, (base, depth, increment) in enumerate(zip(BASE_WIDTHS, k_sec, inc_sec)):
+        for block in range(1, depth + 1):
+            if block > 1:
+                block_type = "normal"
+            else:
+                block_type = "proj" if stage == 0 else "down"
+            x = dual_path_block(
+                x,
+                bottleneck=k_r * base // 64,
+                residual_width=base * width_factor,
+                increment=increment,
+                groups=groups,
+                name=f"conv{stage + 2}_{block}",
+                block_type=block_type,
+                b=b,
+            )
+    x = bn_act(x, "conv5_final", activation=head_activation)
+
+    if include_top and test_time_pool:
+        x = test_time_pool_top(x, classes, classifier_activation)
+    elif include_top:
+        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.Dense(classes, activation=classifier_activation,
+                         name="predictions")(x)
+    else:
+        x = global_pool(x, pooling)
+    return finish_model(img_input, x, input_tensor=input_tensor, name=name,
+                        builder=builder, weights=weights,
+                        include_top=include_top)
+
+
+def _variant(builder, **kwargs):
+    def build(
+        include_top=True,
+        weights="imagenet",
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        test_time_pool=False,
+        name=builder.lower(),
+    ):
+        return DPN(
+            **VARIANTS[builder],
+            test_time_pool=test_time_pool,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            name=name,
+            builder=builder,
+        )
+
+    return build
+
+
+def _doc(builder, params, macs, top1):
+    config = VARIANTS[builder]
+    return (
+        f"Instantiates {builder} (Chen et al., \"Dual Path Networks\", "
+        "NeurIPS 2017, arXiv:1707.01629).\n\n"
+        f"k_r={config['k_r']}, G={config['groups']}, k_sec={config['k_sec']}, "
+        f"inc_sec={config['inc_sec']}; {params} trainable parameters, "
+        f"{macs} MACs at 224x224; top-1 {top1} (ImageNet-1k, 224, timm's "
+        "evaluation of the released weights).\n\n"
+        "Args: as keras.applications (include_top, weights, input_tensor,\n"
+        "input_shape, pooling, classes, classifier_activation, name), plus\n"
+        "test_time_pool (see `DPN`). Default weights: the authors' MXNet\n"
+        "release as converted by timm (tag 'mx_in1k').\n\n"
+        "Example:\n"
+        f"    >>> model = kerasnets.{builder}(weights=\"imagenet\")\n"
+        "    >>> x = kerasnets.models.dpn.preprocess_input(images)\n"
+        "    >>> kerasnets.models.dpn.decode_predictions(model.predict(x))\n"
+    )
+
+
+def DPN68(**kwargs):
+    return _variant("DPN68")(**kwargs)
+
+
+def DPN68b(**kwargs):
+    return _variant("DPN68b")(**kwargs)
+
+
+def DPN92(**kwargs):
+    return _variant("DPN92")(**kwargs)
+
+
+def DPN98(**kwargs):
+    return _variant("DPN98")(**kwargs)
+
+
+def DPN107(**kwargs):
+    return _variant("DPN107")(**kwargs)
+
+
+def DPN131(**kwargs):
+    return _variant("DPN131")(**kwargs)
+
+
+DPN68.__doc__ = _doc("DPN68", "12,611,602", "2.35 G", 76.3)
+DPN68b.__doc__ = _doc("DPN68b", "12,611,602", "2.35 G", 77.5)
+DPN92.__doc__ = _doc("DPN92", "37,668,392", "6.5 G", 80.0)
+DPN98.__doc__ = _doc("DPN98", "61,570,728", "11.7 G", 79.7)
+DPN107.__doc__ = _doc("DPN107", "86,917,800", "18.3 G", 80.2)
+DPN131.__doc__ = _doc("DPN131", "79,254,504", "16.0 G", 79.8)
+
+# ------------------------------------------------------ timm checkpoints
+
+
+def timm_layer_map(model):
+    """Keras layer name -> timm module prefix (timm/models/dpn.py layout)."""
+    mapping = {
+        "conv1_conv": "features.conv1_1.conv",
+        "conv1_bn": "features.conv1_1.bn",
+        "conv5_final_bn": "features.conv5_bn_ac.bn",
+        "predictions": "classifier",
+    }
+    for layer in model.layers:
+        if not layer.weights or layer.name in mapping:
+            continue
+        block, _, part = layer.name.partition("_")  # conv3_1 | 2_3x3_b_bn
+        index, _, part = part.partition("_")
+        prefix = f"features.{block}_{index}"
+        if part.startswith("proj_"):
+            stride = 2 if block != "conv2" else 1
+            module = f"c1x1_w_s{stride}"
+            part = part[len("proj_"):]
+        else:
+            module, _, part = part.rpartition("_")  # 1x1_a | bn
+            module = "c" + module
+        if part == "conv" and module in ("c1x1_c1", "c1x1_c2"):
+            mapping[layer.name] = f"{prefix}.{module}"
+        else:
+            mapping[layer.name] = f"{prefix}.{module}.{part}"
+    return mapping, ("classifier",)
+
+
+for _builder in ["DPN", *VARIANTS]:
+    weights_lib.register_converter(_builder, timm_layer_map)
+
+# ---------------------------------------------------------- pre/post
+
+
+def preprocess_input(x, data_format=None):
+    """Preprocessing of the default (MXNet) DPN weights: RGB inputs in
+    [0, 255] -> (x / 255 - (124, 117, 104) / 255) / 0.23482.
+
+    Numpy in, numpy out; tensors in, tensors out (keras.applications style).
+    """
+    import numpy as np
+
+    channels_first = (data_format or keras.config.image_data_format()) == "channels_first"
+    shape = (3, 1, 1) if channels_first else (3,)
+    mean = (np.array(DPN_MEAN, dtype="float32") * 255.0).reshape(shape)
+    std = (np.array(DPN_STD, dtype="float32") * 255.0).reshape(shape)
+    if isinstance(x, np.ndarray):
+        return (x.astype("float32") - mean) / std
+    x = keras.ops.convert_to_tensor(x, dtype="float32")
+    return (x - mean) / std
+
+
+def decode_predictions(preds, top=5):
+    """ImageNet class names of the top predictions (keras semantics)."""
+    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)
