@@ -12,6 +12,7 @@ except ImportError:
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as `import kerasnets` does
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tests.parity import require  # noqa: E402

@@ -42,8 +42,21 @@ def test_group_conv_matches_stock_conv2d(kwargs):
         (32, 2, 1, "same", 2),  # dilated: per-group path
     ],
 )
-def test_group_conv_gradients_match_stock_conv2d(channels, groups, strides, padding, dilation):
+@pytest.mark.parametrize("path", ["kerasnets", "tensorflow"])
+def test_group_conv_gradients_match_stock_conv2d(
+    monkeypatch, path, channels, groups, strides, padding, dilation
+):
+    """Both gradient paths: kerasnets' own CPU gradients and, where
+    TensorFlow has them (oneDNN or GPU), TensorFlow's."""
     import tensorflow as tf
+
+    from kerasnets.layers import group_conv
+
+    if path == "tensorflow":
+        group_conv._needs_custom_gradient.cache_clear()
+        if group_conv._needs_custom_gradient():
+            pytest.skip("TensorFlow lacks grouped-conv gradients here (no oneDNN, no GPU)")
+    monkeypatch.setattr(group_conv, "_needs_custom_gradient", lambda: path == "kerasnets")
 
     rng = np.random.default_rng(1)
     x = tf.constant(rng.normal(size=(2, 10, 9, channels)).astype("float32"))
