@@ -43,6 +43,14 @@ def cmd_info(args):
 
     builder = _get_builder(args.model)
     print(inspect.getdoc(builder) or "")
+    required = [
+        p.name for p in inspect.signature(builder).parameters.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if required:
+        print(f"\n{args.model} is a generic builder: it needs {', '.join(required)}.")
+        return
     model = builder(weights=None)
     trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
     print(f"\nparameters: {trainable:,} trainable, {model.count_params():,} in all")

@@ -6,6 +6,7 @@ try:
     import torch  # noqa: F401
     import torchvision  # noqa: F401
     import timm  # noqa: F401
+    import triton  # noqa: F401  (torch._dynamo loads it lazily: also before TF)
 except ImportError:
     pass
 

@@ -37,6 +37,7 @@ Table 1 (ImageNet, 224x224, MACs = multiply-adds):
 CIFAR networks (Section 4, 10 classes, 32x32): see ``DenseNetCIFAR``.
 """
 
+import numbers
 import re
 
 import keras
@@ -70,72 +71,77 @@ IMAGENET_VARIANTS = {
 
 # ---------------------------------------------------------- pretrained files
 
-_KERAS_BASE = (
+# keras.applications' legacy .h5 files (the "imagenet" tag, loaded by
+# topology): builder -> (md5 with top, md5 without, reported top-1).
+KERAS_BASE_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/densenet/"
 )
-_KERAS_FILES = {
-    # builder: (depth, md5 with top, md5 without, top-1)
+KERAS_WEIGHTS = {
     "DenseNet121": (
-        121,
         "9d60b8095a5708f2dcce2bca79d332c7",
         "30ee3e1110167f948a6b9946edeeb738",
         75.0,
     ),
     "DenseNet169": (
-        169,
         "d699b8f76981ab1b30698df4c175e90b",
         "b8c4d4c20dd625c148057b9ff1c1176b",
         76.2,
     ),
     "DenseNet201": (
-        201,
         "1ceb130c1ea1b78c3bf6114dbdfd8807",
         "c13680b51ded0fb44dff2d8f86ac8bb1",
         77.3,
     ),
 }
-for _builder, (_depth, _hash, _notop_hash, _top1) in _KERAS_FILES.items():
-    _file = f"densenet{_depth}_weights_tf_dim_ordering_tf_kernels"
-    weights_lib.register(
-        _builder,
-        "imagenet",
-        WeightsEntry(
-            url=f"{_KERAS_BASE}{_file}.h5",
-            file_hash=_hash,
-            notop_url=f"{_KERAS_BASE}{_file}_notop.h5",
-            notop_hash=_notop_hash,
-            format="keras_h5",
-            preprocessing="torch",
-            source="keras.applications",
-            top1=_top1,
-        ),
-        default=True,
-    )
 
-# timm's checkpoints on the Hugging Face hub (timm/<model>.<tag>), in
-# torchvision's layout; converted on load. DenseNet161 has no keras file:
-# its "imagenet" weights are torchvision's (tv_in1k).
-_TIMM_FILES = [
-    ("DenseNet121", "densenet121", "tv_in1k", None),
-    ("DenseNet121", "densenet121", "ra_in1k", None),
-    ("DenseNet161", "densenet161", "tv_in1k", 77.4),
-    ("DenseNet169", "densenet169", "tv_in1k", None),
-    ("DenseNet201", "densenet201", "tv_in1k", None),
-]
-for _builder, _model, _tag, _top1 in _TIMM_FILES:
-    weights_lib.register(
-        _builder,
-        _tag,
-        WeightsEntry(
-            url=f"https://huggingface.co/timm/{_model}.{_tag}/resolve/main/"
-            "model.safetensors",
-            format="safetensors",
-            preprocessing="torch",
-            source="timm",
-            license="apache-2.0",
-            top1=_top1,
-        ),
-    )
+# timm's checkpoints on the Hugging Face hub (timm/<model>.<tag>, torchvision
+# layout, converted on load): builder -> [(tag, reported top-1)].
+# DenseNet161 has no keras file: its "imagenet" weights are tv_in1k.
+TIMM_WEIGHTS = {
+    "DenseNet121": [("tv_in1k", None), ("ra_in1k", None)],
+    "DenseNet161": [("tv_in1k", 77.4)],
+    "DenseNet169": [("tv_in1k", None)],
+    "DenseNet201": [("tv_in1k", None)],
+}
+
+
+def _register_weights():
+    for builder, (md5, notop_md5, top1) in KERAS_WEIGHTS.items():
+        stem = f"{builder.lower()}_weights_tf_dim_ordering_tf_kernels"
+        weights_lib.register(
+            builder,
+            "imagenet",
+            WeightsEntry(
+                url=f"{KERAS_BASE_URL}{stem}.h5",
+                file_hash=md5,
+                notop_url=f"{KERAS_BASE_URL}{stem}_notop.h5",
+                notop_hash=notop_md5,
+                format="keras_h5",
+                preprocessing="torch",
+                source="keras.applications",
+                top1=top1,
+            ),
+            default=True,
+        )
+    for builder, tags in TIMM_WEIGHTS.items():
+        for tag, top1 in tags:
+            repo = f"timm/{builder.lower()}.{tag}"
+            weights_lib.register(
+                builder,
+                tag,
+                WeightsEntry(
+                    url=f"https://huggingface.co/{repo}/resolve/main/"
+                    "model.safetensors",
+                    format="safetensors",
+                    preprocessing="torch",
+                    source="timm",
+                    license="apache-2.0",
+                    top1=top1,
+                ),
+            )
+
+
+_register_weights()
 
 
 # ------------------------------------------------------------------ blocks
@@ -230,19 +236,23 @@ def imagenet_stem(x, channels):
     return layers.MaxPooling2D(3, strides=2, name="pool1")(x)
 
 
+def _positive_int(value):
+    return (
+        isinstance(value, numbers.Integral)
+        and not isinstance(value, bool)
+        and value >= 1
+    )
+
+
 def _check_options(growth_rate, compression, dropout_rate, init_features=None):
-    if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
+    if not _positive_int(growth_rate):
         raise ValueError(
             "`growth_rate` must be a positive integer (note: the second "
             "positional argument of kerasnets' DenseNet is `growth_rate`, "
             "keras.applications' is `include_top`; pass the keras arguments "
             f"by keyword). Received: growth_rate={growth_rate!r}"
         )
-    if init_features is not None and (
-        isinstance(init_features, bool)
-        or not isinstance(init_features, int)
-        or init_features < 1
-    ):
+    if init_features is not None and not _positive_int(init_features):
         raise ValueError(
             "`init_features` must be None (2 * growth_rate) or a positive "
             f"integer. Received: init_features={init_features!r}"
@@ -322,9 +332,11 @@ def DenseNet(
     Returns:
         A ``keras.Model``.
     """
-    if isinstance(blocks, int) or not all(
-        isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in blocks
-    ) or not len(blocks):
+    if (
+        not isinstance(blocks, (list, tuple))
+        or not blocks
+        or not all(_positive_int(n) for n in blocks)
+    ):
         raise ValueError(
             "`blocks` must be a non-empty list of positive layer counts, e.g. "
             f"[6, 12, 24, 16]. Received: blocks={blocks!r}"
@@ -636,7 +648,7 @@ def DenseNetCIFAR(
     Returns:
         A ``keras.Model``.
     """
-    if isinstance(depth, bool) or not isinstance(depth, int):
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
         raise ValueError(f"`depth` must be an integer. Received: depth={depth!r}")
     per_layer = 6 if bottleneck else 3
     if depth < 4 + per_layer or (depth - 4) % per_layer:

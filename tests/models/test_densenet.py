@@ -1,5 +1,14 @@
 """DenseNet: keras.applications and timm parity, parameter counts, errors."""
 
+try:
+    # timm imports torch._dynamo, which imports triton; importing triton
+    # after TensorFlow segfaults on this machine, so load it first.
+    import triton  # noqa: F401
+except ImportError:
+    pass
+
+import shutil
+
 import h5py
 import numpy as np
 import pytest
@@ -18,11 +27,15 @@ from tests.parity import (
     torch_logits,
 )
 
-# Exact tolerance for keras.applications parity (same graph, same weights):
-# only float summation order may differ.
+# keras.applications parity: same graph, same weights; measured ratio 0
+# (bit-identical outputs), the tolerance only allows other kernels.
 KERAS_TOL = 1e-5
-# timm parity: BN epsilon 1e-5 (timm) vs 1.001e-5 (keras) plus conv algorithms.
-TIMM_TOL = 1e-4
+# timm parity is limited by float32 rounding: measured ratios 4e-5 to 2.6e-4
+# of the logit spread (it varies between runs; features 1.5e-4 to 2e-4),
+# of which the BN epsilon (timm 1e-5, keras 1.001e-5) is about 2e-5; timm's
+# own float32 logits differ from its float64 ones by 8e-5. Measured bugs:
+# BN epsilon 1e-3 gives 3.1, TF "same" padding in the stem 7.6.
+TIMM_TOL = 1e-3
 
 
 def trainable_params(model):
@@ -80,6 +93,17 @@ def keras121_h5(tmp_path_factory):
     return path, images, expected, names
 
 
+@pytest.fixture(scope="module")
+def densenet169():
+    """One DenseNet169 (random weights) for the wrong-checkpoint tests."""
+    return kerasnets.DenseNet169(weights=None, input_shape=(32, 32, 3))
+
+
+def check_counts(model, trainable, total):
+    assert trainable_params(model) == trainable
+    assert model.count_params() == total
+
+
 # ---------------------------------------------------- keras.applications
 
 
@@ -92,61 +116,74 @@ def test_keras_save_weights_refuses_legacy_h5(tmp_path):
 def test_densenet121_matches_keras_applications(keras121_h5):
     path, images, expected, names = keras121_h5
     model = kerasnets.DenseNet121(weights=path, classifier_activation=None)
+    assert model.input_shape == (None, 224, 224, 3)
     assert weight_layer_names(model) == names
-    actual = run(model, images)
-    ratio = assert_logits_close(actual, expected, KERAS_TOL)
+    check_counts(model, 7_978_856, 8_062_504)
+    ratio = assert_logits_close(run(model, images), expected, KERAS_TOL)
     print(f"DenseNet121 vs keras.applications (top, 224): ratio {ratio:.2g}")
 
 
-def test_densenet121_notop_matches_keras_applications(tmp_path):
-    images = random_images(4, 96, seed=1)
+def test_generic_densenet_notop_matches_keras_applications(tmp_path):
+    """keras' notop file, through the generic builder (blocks first)."""
+    images = random_images(4, 64, seed=1)
     reference = keras_reference(
         keras.applications.DenseNet121, images, include_top=False
     )
     path = save_legacy_h5(reference, tmp_path / "densenet121_notop.h5")
     expected = run(reference, images)
-    model = kerasnets.DenseNet121(weights=path, include_top=False)
-    assert model.output.shape[-1] == 1024
+    model = kerasnets.DenseNet([6, 12, 24, 16], include_top=False, weights=path)
+    assert model.output_shape == (None, None, None, 1024)
+    assert weight_layer_names(model) == weight_layer_names(reference)
     ratio = assert_logits_close(run(model, images), expected, KERAS_TOL)
-    print(f"DenseNet121 vs keras.applications (no top, 96): ratio {ratio:.2g}")
+    print(f"DenseNet121 vs keras.applications (no top, 64): ratio {ratio:.2g}")
 
 
 @pytest.mark.parametrize(
-    "ours, theirs",
+    "ours, theirs, counts",
     [
-        (kerasnets.DenseNet169, keras.applications.DenseNet169),
-        (kerasnets.DenseNet201, keras.applications.DenseNet201),
+        (
+            kerasnets.DenseNet169,
+            keras.applications.DenseNet169,
+            (14_149_480, 14_307_880),
+        ),
+        (
+            kerasnets.DenseNet201,
+            keras.applications.DenseNet201,
+            (20_013_928, 20_242_984),
+        ),
     ],
 )
-def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs):
+def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs, counts):
     images = random_images(4, 64, seed=2)
     reference = keras_reference(theirs, images, input_shape=(64, 64, 3))
     path = save_legacy_h5(reference, tmp_path / "weights.h5")
     expected = run(reference, images)
     model = ours(weights=path, input_shape=(64, 64, 3), classifier_activation=None)
     assert weight_layer_names(model) == weight_layer_names(reference)
+    check_counts(model, *counts)
     ratio = assert_logits_close(run(model, images), expected, KERAS_TOL)
     print(f"{model.name} vs keras.applications (64): ratio {ratio:.2g}")
 
 
-def test_generic_builder_equals_named_variant(keras121_h5):
-    path, images, expected, _ = keras121_h5
-    model = kerasnets.DenseNet(
-        [6, 12, 24, 16],
-        weights=path,
-        input_shape=(224, 224, 3),
-        classifier_activation=None,
-    )
-    assert_logits_close(run(model, images), expected, KERAS_TOL)
-
-
-def test_densenet121_checkpoint_into_densenet169_raises(keras121_h5):
-    path = keras121_h5[0]
+def test_densenet121_h5_into_densenet169_raises(keras121_h5, densenet169):
+    # What DenseNet169(weights=path) runs after building the model.
     with pytest.raises(ValueError, match=r"layer #\d+ 'conv4_block25_1_conv'"):
-        kerasnets.DenseNet169(weights=path)
+        kerasnets.weights.load_into(densenet169, keras121_h5[0], builder="DenseNet169")
 
 
 # -------------------------------------------------------------- timm
+
+
+@pytest.fixture
+def timm1(timm):
+    """timm, with torch on one thread: on 2 shared cores torch's OpenMP pool
+    ran densenet161 5x slower with 2 threads than with 1."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield timm
+    torch.set_num_threads(threads)
 
 
 def _timm_reference(timm, name, size=224, seed=0):
@@ -155,8 +192,10 @@ def _timm_reference(timm, name, size=224, seed=0):
     return model
 
 
-def test_densenet121_matches_timm(timm, tmp_path):
-    reference = _timm_reference(timm, "densenet121")
+def test_densenet121_matches_timm(timm1, tmp_path, densenet169, monkeypatch):
+    import torch
+
+    reference = _timm_reference(timm1, "densenet121")
     path = save_state_dict(reference, tmp_path / "densenet121.safetensors")
     model = kerasnets.DenseNet121(
         weights=path, input_shape=(None, None, 3), classifier_activation=None
@@ -164,17 +203,18 @@ def test_densenet121_matches_timm(timm, tmp_path):
     for size, seed in ((224, 3), (97, 4)):
         images = random_images(2, size, seed=seed)
         ratio = assert_logits_close(
-            run(model, images),
-            torch_logits(reference, images),
-            TIMM_TOL,
+            run(model, images), torch_logits(reference, images), TIMM_TOL
         )
         print(f"DenseNet121 vs timm at {size}: ratio {ratio:.2g}")
 
-    # Headless: the classifier tensors are skipped, features equal norm5+ReLU.
-    headless = kerasnets.DenseNet121(weights=path, include_top=False)
+    # The "tv_in1k" tag, its file already in the cache (no network here);
+    # headless, so the classifier tensors are skipped; features = norm5+ReLU.
+    cache = tmp_path / "keras" / "models" / "kerasnets"
+    cache.mkdir(parents=True)
+    shutil.copy(path, cache / "DenseNet121.tv_in1k.model.safetensors")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    headless = kerasnets.DenseNet121(weights="tv_in1k", include_top=False)
     images = random_images(2, 97, seed=5)
-    import torch
-
     with torch.no_grad():
         features = reference.forward_features(
             torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
@@ -185,21 +225,21 @@ def test_densenet121_matches_timm(timm, tmp_path):
     print(f"DenseNet121 features vs timm at 97: ratio {ratio:.2g}")
 
     with pytest.raises(ValueError, match=r"features\.denseblock3\.denselayer25"):
-        kerasnets.DenseNet169(weights=path)
+        kerasnets.weights.load_into(densenet169, path, builder="DenseNet169")
 
 
-def test_densenet161_matches_timm_pth(timm, tmp_path):
-    reference = _timm_reference(timm, "densenet161")
+def test_densenet161_matches_timm_pth(timm1, tmp_path):
+    reference = _timm_reference(timm1, "densenet161")
     path = save_state_dict(reference, tmp_path / "densenet161.pth")
     model = kerasnets.DenseNet161(
         weights=path, input_shape=(None, None, 3), classifier_activation=None
     )
+    check_counts(model, 28_681_000, 28_900_936)
+    assert model.get_layer("conv1_conv").filters == 96
     for size, seed in ((224, 6), (97, 7)):
         images = random_images(2, size, seed=seed)
         ratio = assert_logits_close(
-            run(model, images),
-            torch_logits(reference, images),
-            TIMM_TOL,
+            run(model, images), torch_logits(reference, images), TIMM_TOL
         )
         print(f"DenseNet161 vs timm at {size}: ratio {ratio:.2g}")
 
@@ -221,20 +261,11 @@ def test_converter_registered_for_every_builder():
 # ------------------------------------------------------ parameter counts
 
 
-@pytest.mark.parametrize(
-    "builder, trainable, total",
-    [
-        (kerasnets.DenseNet121, 7_978_856, 8_062_504),
-        (kerasnets.DenseNet161, 28_681_000, 28_900_936),
-        (kerasnets.DenseNet169, 14_149_480, 14_307_880),
-        (kerasnets.DenseNet201, 20_013_928, 20_242_984),
-        (kerasnets.DenseNet264, 33_337_704, 33_736_232),
-    ],
-)
-def test_imagenet_parameter_counts(builder, trainable, total):
-    model = builder(weights=None)
-    assert trainable_params(model) == trainable
-    assert model.count_params() == total
+def test_densenet264_parameter_counts():
+    # 121/169/201/161 are counted in their parity tests.
+    model = kerasnets.DenseNet264(input_shape=(32, 32, 3))
+    check_counts(model, 33_337_704, 33_736_232)
+    assert model.get_layer("conv5_block48_concat").output.shape[-1] == 2688
 
 
 @pytest.mark.parametrize(
@@ -277,26 +308,52 @@ def test_cifar_forward_and_variants():
     assert model.get_layer("conv1_conv").filters == 16
     assert model.get_layer("conv2_block1_1_conv").kernel_size == (3, 3)
     bc = kerasnets.DenseNetCIFAR(
-        100, 12, bottleneck=True, compression=0.5, include_top=False, pooling="avg"
+        40, 12, bottleneck=True, compression=0.5, include_top=False, pooling="avg"
     )
+    assert bc.name == "densenet_bc40_k12"
     assert bc.get_layer("conv1_conv").filters == 24
-    assert bc.get_layer("pool2_conv").filters == (24 + 16 * 12) // 2
-    # n = 16: 24 + 16k = 216 -> 108 -> 108 + 16k = 300 -> 150 -> 150 + 16k = 342.
-    assert bc.output_shape == (None, 342)
-    assert run(bc, images).shape == (2, 342)
+    assert bc.get_layer("conv2_block1_1_conv").filters == 48
+    # n = 6: 24 + 6k = 96 -> 48 -> 48 + 6k = 120 -> 60 -> 60 + 6k = 132.
+    assert bc.get_layer("pool2_conv").filters == 48
+    assert bc.output_shape == (None, 132)
+    assert run(bc, images).shape == (2, 132)
 
 
-@pytest.mark.parametrize("depth, bottleneck", [(41, False), (4, False), (100.0, False), (40, True)])
+@pytest.mark.parametrize("depth, bottleneck", [(41, False), (4, False), (100.0, False), (42, True), (4, True)])
 def test_cifar_invalid_depth_raises(depth, bottleneck):
     with pytest.raises(ValueError, match="depth"):
         kerasnets.DenseNetCIFAR(depth, 12, bottleneck=bottleneck)
+
+
+def test_minimum_input_size(densenet169):
+    # 32x32 (the minimum) leaves 1x1 maps after the stem and 3 transitions.
+    assert densenet169.get_layer("relu").output.shape == (None, 1, 1, 1664)
+    out = run(densenet169, random_images(1, 32))
+    assert out.shape == (1, 1000)
+
+
+def test_keras_file_round_trip(tmp_path):
+    """No Lambda layers: the .keras file loads with safe_mode=True."""
+    model = kerasnets.DenseNet(
+        [1, 2], growth_rate=4, dropout_rate=0.1, classes=3, input_shape=(32, 32, 3)
+    )
+    path = str(tmp_path / "densenet.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    images = random_images(2, 32)
+    np.testing.assert_allclose(run(loaded, images), run(model, images), rtol=1e-6)
 
 
 def test_generic_densenet_forms():
     """DenseNet, -B, -C, -BC on ImageNet-style inputs (small and cheap)."""
     images = random_images(2, 32)
     plain = kerasnets.DenseNet(
-        [2, 2], growth_rate=8, bottleneck=False, compression=1.0, classes=5
+        [2, 2],
+        growth_rate=8,
+        bottleneck=False,
+        compression=1.0,
+        classes=5,
+        input_shape=(32, 32, 3),
     )
     assert plain.get_layer("conv1_conv").filters == 16
     assert plain.get_layer("pool2_conv").filters == 16 + 2 * 8
@@ -308,9 +365,6 @@ def test_generic_densenet_forms():
     assert compressed.get_layer("conv2_block1_1_conv").filters == 32
     assert compressed.get_layer("pool2_conv").filters == (12 + 16) // 2
     assert run(plain, images).shape == (2, 5)
-    # 32x32 is the minimum: 1x1 maps after the stem and 3 transitions.
-    model = kerasnets.DenseNet121(weights=None, include_top=False, input_shape=(32, 32, 3))
-    assert model.output_shape == (None, 1, 1, 1024)
 
 
 # -------------------------------------------------------------- errors
