@@ -2,11 +2,15 @@ import os
 
 # torchvision (imported by timm) crashes with a segmentation fault when it is
 # imported after TensorFlow; importing the reference stack first avoids it.
+for _module in ("torch", "torchvision", "timm", "triton"):
+    # triton too: torch._dynamo loads it lazily, and it must precede TF.
+    try:
+        __import__(_module)
+    except ImportError:
+        pass
 try:
-    import torch  # noqa: F401
-    import torchvision  # noqa: F401
-    import timm  # noqa: F401
-    import triton  # noqa: F401  (torch._dynamo loads it lazily: also before TF)
+    import torch
+
     # TensorFlow's thread pools slow torch's own 10-50x in one process.
     torch.set_num_threads(1)
 except ImportError:
