@@ -2,8 +2,10 @@
 
 For each model: inference at batch 8, 224 px, and an SGD training step at
 batch 8, 160 px, in kerasnets (TensorFlow graph, no XLA) and in timm
-(PyTorch eager), run alternately in one process so both see the same
-machine state. Prints a markdown table of images/s and kerasnets/timm ratios.
+(PyTorch eager). Each measurement runs in its own short-lived process (in one
+process TensorFlow's thread pools slow PyTorch 10-50x), and the two libraries
+alternate round by round so both see the same machine state. Prints a
+markdown table of images/s and kerasnets/timm ratios.
 
     python tools/bench_vs_timm.py                      # DPN68, DPN92, SEResNeXt50_32x4d
     python tools/bench_vs_timm.py --models DPN68 --rounds 5 --threads 2
@@ -14,16 +16,12 @@ import os
 import platform
 import time
 
-# torchvision (imported by timm) crashes when imported after TensorFlow.
-import timm  # noqa: E402
-import torch  # noqa: E402
+import subprocess
+import sys
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import keras  # noqa: E402
-
-import kerasnets  # noqa: E402
 
 TIMM_NAMES = {
     "DPN68": "dpn68",
@@ -45,6 +43,10 @@ TIMM_NAMES = {
 
 
 def keras_runners(name, batch, infer_size, train_size):
+    import kerasnets  # before TensorFlow: turns on its oneDNN kernels
+    import keras
+    import tensorflow as tf
+
     builder = getattr(kerasnets, name)
     infer_model = builder(weights=None, input_shape=(infer_size, infer_size, 3))
     train_model = builder(weights=None, input_shape=(train_size, train_size, 3),
@@ -71,6 +73,9 @@ def keras_runners(name, batch, infer_size, train_size):
 
 
 def timm_runners(name, batch, infer_size, train_size):
+    import timm
+    import torch
+
     infer_model = timm.create_model(TIMM_NAMES[name], pretrained=False).eval()
     train_model = timm.create_model(TIMM_NAMES[name], pretrained=False).train()
     optimizer = torch.optim.SGD(train_model.parameters(), lr=0.01, momentum=0.9)
@@ -104,6 +109,43 @@ def best_rate(fn, batch, steps):
     return batch / float(np.median(times))
 
 
+def worker(args):
+    """One measurement in this process: prints images/s."""
+    if args.worker == "timm":
+        import torch
+
+        torch.set_num_threads(args.threads)
+        runners = timm_runners
+    else:
+        import kerasnets  # noqa: F401
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        runners = keras_runners
+    infer, train = runners(args.models[0], args.batch, args.infer_size, args.train_size)
+    fn = infer if args.mode == "infer" else train
+    print(best_rate(fn, args.batch, args.steps))
+
+
+def measure(lib, name, mode, args):
+    command = [
+        sys.executable, __file__, "--worker", lib, "--mode", mode, "--models", name,
+        "--batch", str(args.batch), "--infer-size", str(args.infer_size),
+        "--train-size", str(args.train_size), "--steps", str(args.steps),
+        "--threads", str(args.threads),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def versions():
+    code = ("import torch, timm, tensorflow as tf, keras; "
+            "print(f'TF {tf.__version__}, Keras {keras.__version__}, "
+            "torch {torch.__version__}, timm {timm.__version__}')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True).stdout.strip()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -112,34 +154,31 @@ def main():
     parser.add_argument("--infer-size", type=int, default=224)
     parser.add_argument("--train-size", type=int, default=160)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
-    parser.add_argument("--steps", type=int, default=3, help="timed calls per round")
+    parser.add_argument("--steps", type=int, default=5, help="timed calls per measurement")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--worker", choices=["kerasnets", "timm"], help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=["infer", "train"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    if args.worker:
+        return worker(args)
 
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{args.threads} threads, TF {tf.__version__}, Keras {keras.__version__}, "
-          f"torch {torch.__version__}, timm {timm.__version__}; batch {args.batch}, "
+          f"{os.cpu_count()} cores, {args.threads} threads, {versions()}; batch {args.batch}, "
           f"inference {args.infer_size} px, SGD training step {args.train_size} px; "
-          "images/s (median of each round, best round)\n")
+          "images/s (median of each measurement, best of the rounds)\n")
     print("| model | kerasnets infer | timm infer | ratio | kerasnets train | timm train | ratio |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
-        runners = {
-            "kerasnets": keras_runners(name, args.batch, args.infer_size, args.train_size),
-            "timm": timm_runners(name, args.batch, args.infer_size, args.train_size),
-        }
-        rates = {(lib, mode): 0.0 for lib in runners for mode in ("infer", "train")}
+        rates = {}
         for _ in range(args.rounds):
-            for lib, (infer, train) in runners.items():
-                for mode, fn in (("infer", infer), ("train", train)):
-                    rates[lib, mode] = max(rates[lib, mode], best_rate(fn, args.batch, args.steps))
+            for lib in ("kerasnets", "timm"):
+                for mode in ("infer", "train"):
+                    rate = measure(lib, name, mode, args)
+                    rates[lib, mode] = max(rates.get((lib, mode), 0.0), rate)
         ki, ti = rates["kerasnets", "infer"], rates["timm", "infer"]
         kt, tt = rates["kerasnets", "train"], rates["timm", "train"]
         print(f"| {name} | {ki:.1f} | {ti:.1f} | {ki / ti:.2f} | {kt:.1f} | {tt:.1f} | {kt / tt:.2f} |",
               flush=True)
-        keras.backend.clear_session()
 
 
 if __name__ == "__main__":
