@@ -24,7 +24,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout"],
-        "parity": ["torch<=2.14.1", "torchvision<=0.29.1", "timm>=1.0"],
+        "parity": ["torch>=2.1", "torchvision", "timm>=1.0", "pytorchcv"],
     },
     entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},
     classifiers=[

@@ -4,8 +4,15 @@ from kerasnets.layers.activations import hard_sigmoid, hard_swish
 from kerasnets.layers.channel_shuffle import ChannelShuffle
 from kerasnets.layers.channel_split import ChannelSplit
 from kerasnets.layers.group_conv import GroupConv2D
+from kerasnets.layers.interleaved_group_conv import InterleavedGroupConv
 from kerasnets.layers.squeeze_excite import SEBlock
 
 __all__ = [
     "ChannelShuffle",
-    "ChannelSplit", "GroupConv2D", "SEBlock", "hard_sigmoid", "hard_swish"]
+    "ChannelSplit",
+    "GroupConv2D",
+    "InterleavedGroupConv",
+    "SEBlock",
+    "hard_sigmoid",
+    "hard_swish",
+]

@@ -104,6 +104,10 @@ def load_into(model, weights, *, builder, key=None, include_top=True):
         loading.load_keras_weights(model, path)
     elif fmt == "keras_h5":
         loading.load_legacy_h5(model, path, include_top=include_top)
+    elif fmt == "mxnet_params":
+        from kerasnets.weights import mxnet
+
+        mxnet.load_params_into(model, path, builder=builder, include_top=include_top)
     else:
         if builder not in STATE_DICT_CONVERTERS:
             raise ValueError(

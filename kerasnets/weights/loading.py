@@ -9,6 +9,8 @@ Formats, chosen by file name:
 - ``*.safetensors``, ``*.pth``, ``*.pt``, ``*.bin``: a PyTorch state dict in
   the reference layout (timm), converted with the family's name map.
   Torch pickles are read with ``torch.load(weights_only=True)`` only.
+- ``*.params``: an MXNet checkpoint (IGC), read without mxnet by
+  ``kerasnets.weights.mxnet`` and converted with the family's MXNet name map.
 
 Every loader is strict: each model variable is assigned exactly once, each
 source tensor is used (except the classifier when ``include_top=False``),
@@ -34,11 +36,13 @@ def file_format(path):
         return "safetensors"
     if name.endswith((".pth", ".pt", ".bin")):
         return "pth"
+    if name.endswith(".params"):
+        return "mxnet_params"
     raise ValueError(
         f"Cannot tell the format of the weights file {os.fspath(path)!r}: "
         "expected a Keras file (.weights.h5, or legacy .h5 as published by "
-        "keras.applications) or a PyTorch state dict in timm's layout "
-        "(.safetensors, .pth, .bin)."
+        "keras.applications), a PyTorch state dict in timm's layout "
+        "(.safetensors, .pth, .bin) or an MXNet checkpoint (.params)."
     )
 
 
