@@ -19,4 +19,5 @@ from kerasnets.models.mobilenet import MobileNet  # noqa: F401
 from kerasnets.models.mobilenet_v2 import MobileNetV2  # noqa: F401
 from kerasnets.models.mobilenet_v3 import MobileNetV3, MobileNetV3Large, MobileNetV3Small  # noqa: F401
 from kerasnets.models.dpn import DPN, DPN68, DPN68b, DPN92, DPN98, DPN107, DPN131  # noqa: F401
+from kerasnets.models.senet import SENet, SENet154, SEInceptionV3, SEMobileNet, SEResNet18, SEResNet34, SEResNet50, SEResNet101, SEResNet152, SEResNeXt26_32x4d, SEResNeXt50_32x4d, SEResNeXt101_32x4d  # noqa: F401
 from kerasnets.models.igc import IGCV1, IGCV1CIFAR, IGCV2, IGCV3, IGC_L4M32, IGC_L16M16, IGC_L100M2  # noqa: F401
