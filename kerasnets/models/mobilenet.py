@@ -277,6 +277,18 @@ def depthwise_separable_block(
 # ---------------------------------------------------------------- builder
 
 
+def mobilenet_top(x, include_top, pooling, classes, dropout, classifier_activation):
+    """MobileNet's head: the paper's fully connected layer as a 1x1
+    convolution ``conv_preds`` after global pooling (or ``pooling``)."""
+    if not include_top:
+        return global_pool(x, pooling)
+    x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Conv2D(classes, 1, padding="same", name="conv_preds")(x)
+    x = layers.Reshape((classes,), name="reshape_2")(x)
+    return layers.Activation(classifier_activation, name="predictions")(x)
+
+
 def MobileNet(
     input_shape=None,
     alpha=1.0,
@@ -377,15 +389,7 @@ def MobileNet(
             block_id=block_id,
         )
 
-    if include_top:
-        # The paper's fully connected layer, as a 1x1 convolution.
-        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-        x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Conv2D(classes, 1, padding="same", name="conv_preds")(x)
-        x = layers.Reshape((classes,), name="reshape_2")(x)
-        x = layers.Activation(classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = mobilenet_top(x, include_top, pooling, classes, dropout, classifier_activation)
 
     return finish_model(
         img_input,

@@ -100,7 +100,6 @@ from kerasnets.models.common import (
     check_arguments,
     classifier_top,
     finish_model,
-    global_pool,
     image_input,
 )
 from kerasnets.weights import WeightsEntry
@@ -1161,15 +1160,8 @@ def SEMobileNet(
         )
         if se_ratio:
             x = SEBlock(ratio=se_ratio, name=f"conv_se_{block_id}")(x)
-    if include_top:
-        # MobileNet's head: the fully connected layer as a 1x1 convolution.
-        x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
-        x = layers.Dropout(dropout, name="dropout")(x)
-        x = layers.Conv2D(classes, 1, padding="same", name="conv_preds")(x)
-        x = layers.Reshape((classes,), name="reshape_2")(x)
-        x = layers.Activation(classifier_activation, name="predictions")(x)
-    else:
-        x = global_pool(x, pooling)
+    x = mobilenet.mobilenet_top(x, include_top, pooling, classes, dropout,
+                                classifier_activation)
     return finish_model(
         img_input,
         x,
