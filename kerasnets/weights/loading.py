@@ -50,14 +50,31 @@ def file_format(path):
 
 
 def load_keras_weights(model, path):
-    """Keras 3 ``.weights.h5``: delegated to Keras, errors name the file."""
+    """Keras 3 ``.weights.h5``: delegated to Keras, made strict.
+
+    Keras only warns when parts of the file do not fit the model (those
+    layers keep their initial values); here that is an error naming the file.
+    """
+    import warnings
+
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
         raise ValueError(
             f"Could not load the Keras weights file {os.fspath(path)!r} into "
             f"{model.name}: {error}"
         ) from error
+    skipped = [
+        str(w.message) for w in caught
+        if "Skipping" in str(w.message) or "could not be loaded" in str(w.message)
+    ]
+    if skipped:
+        raise ValueError(
+            f"The Keras weights file {os.fspath(path)!r} does not match "
+            f"{model.name}: {skipped[0]}"
+        )
 
 
 def _legacy_weights(layer):
