@@ -291,7 +291,9 @@ def DPN(
                         include_top=include_top)
 
 
-def _variant(builder, **kwargs):
+def _variant(builder, params, macs, top1):
+    """A named DPN: keras.applications' signature, the table's settings."""
+
     def build(
         include_top=True,
         weights="imagenet",
@@ -317,12 +319,9 @@ def _variant(builder, **kwargs):
             builder=builder,
         )
 
-    return build
-
-
-def _doc(builder, params, macs, top1):
     config = VARIANTS[builder]
-    return (
+    build.__name__ = build.__qualname__ = builder
+    build.__doc__ = (
         f"Instantiates {builder} (Chen et al., \"Dual Path Networks\", "
         "NeurIPS 2017, arXiv:1707.01629).\n\n"
         f"k_r={config['k_r']}, G={config['groups']}, k_sec={config['k_sec']}, "
@@ -338,38 +337,15 @@ def _doc(builder, params, macs, top1):
         "    >>> x = kerasnets.models.dpn.preprocess_input(images)\n"
         "    >>> kerasnets.models.dpn.decode_predictions(model.predict(x))\n"
     )
+    return build
 
 
-def DPN68(**kwargs):
-    return _variant("DPN68")(**kwargs)
-
-
-def DPN68b(**kwargs):
-    return _variant("DPN68b")(**kwargs)
-
-
-def DPN92(**kwargs):
-    return _variant("DPN92")(**kwargs)
-
-
-def DPN98(**kwargs):
-    return _variant("DPN98")(**kwargs)
-
-
-def DPN107(**kwargs):
-    return _variant("DPN107")(**kwargs)
-
-
-def DPN131(**kwargs):
-    return _variant("DPN131")(**kwargs)
-
-
-DPN68.__doc__ = _doc("DPN68", "12,611,602", "2.35 G", 76.3)
-DPN68b.__doc__ = _doc("DPN68b", "12,611,602", "2.35 G", 77.5)
-DPN92.__doc__ = _doc("DPN92", "37,668,392", "6.5 G", 80.0)
-DPN98.__doc__ = _doc("DPN98", "61,570,728", "11.7 G", 79.7)
-DPN107.__doc__ = _doc("DPN107", "86,917,800", "18.3 G", 80.2)
-DPN131.__doc__ = _doc("DPN131", "79,254,504", "16.0 G", 79.8)
+DPN68 = _variant("DPN68", "12,611,602", "2.35 G", 76.3)
+DPN68b = _variant("DPN68b", "12,611,602", "2.35 G", 77.5)
+DPN92 = _variant("DPN92", "37,668,392", "6.5 G", 80.0)
+DPN98 = _variant("DPN98", "61,570,728", "11.7 G", 79.7)
+DPN107 = _variant("DPN107", "86,917,800", "18.3 G", 80.2)
+DPN131 = _variant("DPN131", "79,254,504", "16.0 G", 79.8)
 
 # ------------------------------------------------------ timm checkpoints
 
