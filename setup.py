@@ -21,9 +21,11 @@ setup(
         "h5py",
         "safetensors",
         "rich",
+        "tensorflow-datasets",
+        "matplotlib",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout"],
+        "test": ["pytest>=7", "pytest-timeout", "pillow"],
         "parity": ["torch>=2.1", "torchvision", "timm>=1.0", "pytorchcv"],
     },
     entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},

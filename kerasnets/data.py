@@ -1,0 +1,759 @@
+"""Input pipelines: tensorflow-datasets and image folders, as ``tf.data``.
+
+``load`` returns a batched, prefetched dataset of ``(images, labels)`` ready
+for ``model.fit`` / ``model.evaluate``:
+
+    >>> train = kerasnets.data.load("imagenette/320px", "train", image_size=224,
+    ...                             batch_size=64, training=True,
+    ...                             preprocessing=kerasnets.data.preprocessing_for(
+    ...                                 "DPN68", "imagenet"))
+    >>> val = kerasnets.data.load("folder:/data/flowers", "train[80%:]", 224, 64,
+    ...                           training=False, preprocessing="torch")
+
+Sources:
+    - any tensorflow-datasets image classification name (``cifar10``,
+      ``imagenette/320px``, ``imagenet2012``, ...), with tfds split syntax
+      (``train[:90%]``); ``data_dir`` and ``try_gcs`` are passed to tfds;
+    - ``folder:PATH``: a directory of class subfolders (``PATH/<class>/*.jpg``),
+      or of split folders holding class subfolders (``PATH/train/<class>``,
+      ``PATH/validation/<class>``). Without split folders, ``split`` may slice
+      the folder per class with tfds' percent syntax (``train[:80%]``,
+      ``train[80%:]``); the order is fixed, so such slices never overlap.
+
+Training images are decoded and cropped in one step where the file is a JPEG
+(random resized crop, Inception style: area ``scale``, aspect ``ratio``),
+flipped, and optionally passed through ``keras.layers.RandAugment`` and
+``keras.layers.MixUp``. Evaluation images are resized so that the shorter
+side is ``image_size / crop_pct``, with the weights' interpolation, and
+center-cropped (timm's and keras.applications' evaluation transform).
+Images stay RGB in [0, 255] through the augmentations and are normalised
+last, by a ``Preprocessing`` (a mode name, a (mean, std) pair, or picked for
+a builder and its weights by ``preprocessing_for``).
+
+``batch_size`` is always the global batch. Given a ``tf.distribute``
+strategy, ``load`` returns ``strategy.distribute_datasets_from_function``
+input: every input pipeline (one per worker) reads its own shard and
+batches ``batch_size / num_replicas`` examples per replica.
+"""
+
+import dataclasses
+import fnmatch
+import os
+import random
+import re
+from typing import Optional, Tuple
+
+import numpy as np
+
+AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at import time
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+FOLDER_PREFIX = "folder:"
+# Split-folder names that stand for each other (``val`` is common on disk).
+_SPLIT_ALIASES = {"validation": ("validation", "val", "valid"),
+                  "val": ("val", "validation", "valid"),
+                  "test": ("test",), "train": ("train",)}
+# Fixed order for slicing a folder into splits: independent of the training
+# seed, so "train[:80%]" and "train[80%:]" never share an image.
+_FOLDER_SPLIT_SEED = 20170707
+
+
+# ----------------------------------------------------------- preprocessing
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How a model wants its images: normalisation and evaluation transform.
+
+    Attributes:
+        mean, std: per channel, on 0-255 pixels, in the model's channel order
+            (``(0, 0, 0)`` / ``(1, 1, 1)``: pixels pass unchanged).
+        bgr: reverse RGB to BGR before normalising (Caffe-trained weights).
+        crop_pct: evaluation crop fraction: resize the shorter side to
+            ``size / crop_pct``, then center-crop ``size``.
+        interpolation: resize method for evaluation ("bilinear", "bicubic",
+            "area", "nearest", "lanczos3", ...: ``tf.image.resize`` names).
+        mode: the mode name this came from, for display.
+    """
+
+    mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
+    bgr: bool = False
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
+    mode: Optional[str] = None
+
+    def normalize(self, images):
+        """RGB float images in [0, 255] -> model inputs (a tf op)."""
+        import tensorflow as tf
+
+        images = tf.cast(images, tf.float32)
+        if self.bgr:
+            images = images[..., ::-1]
+        if self.mean != (0.0, 0.0, 0.0):
+            images = images - tf.constant(self.mean, tf.float32)
+        if self.std != (1.0, 1.0, 1.0):
+            images = images * tf.constant(1.0 / np.asarray(self.std), tf.float32)
+        return images
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _scaled(values):
+    return tuple(float(v) * 255.0 for v in values)
+
+
+# The modes of keras.applications' ``preprocess_input`` plus the families'
+# own (the registry's ``WeightsEntry.preprocessing`` names one of these).
+MODES = {
+    # x / 127.5 - 1
+    "tf": Preprocessing(mean=(127.5,) * 3, std=(127.5,) * 3, mode="tf"),
+    # (x / 255 - ImageNet mean) / ImageNet std
+    "torch": Preprocessing(mean=_scaled(_IMAGENET_MEAN), std=_scaled(_IMAGENET_STD),
+                           mode="torch"),
+    # RGB -> BGR, minus the ImageNet BGR mean, no scaling
+    "caffe": Preprocessing(mean=(103.939, 116.779, 123.68), bgr=True, mode="caffe"),
+    # DPN's MXNet weights: (x - (124, 117, 104)) * 0.0167
+    "dpn": Preprocessing(mean=(124.0, 117.0, 104.0), std=(0.23482 * 255.0,) * 3,
+                         mode="dpn"),
+    # IGC's MXNet weights
+    "igc": Preprocessing(mean=(123.370, 112.757, 99.406),
+                         std=(68.998, 66.093, 68.292), mode="igc"),
+    # 0-255 pixels as they are (models that rescale themselves: MobileNetV3)
+    "none": Preprocessing(mode="none"),
+}
+
+# The default mode of each family module, for builders or weights that have
+# no registry entry (DenseNetCIFAR, a generic DPN, weights from a file).
+FAMILY_MODES = {
+    "densenet": "torch",
+    "mobilenet": "tf",
+    "mobilenet_v2": "tf",
+    "mobilenet_v3": "none",
+    "senet": "torch",
+    "dpn": "dpn",
+    "igc": "igc",
+}
+
+# Evaluation transforms of published weights, where they are not
+# keras.applications' (crop 0.875, bilinear): (builder pattern, tag, crop_pct,
+# interpolation). A registry entry that carries ``crop_pct`` /
+# ``interpolation`` itself takes precedence.
+EVAL_TRANSFORMS = (
+    ("DPN*", "mx_in1k", 0.875, "bicubic"),
+    ("DPN68b", "ra_in1k", 0.95, "bicubic"),
+    ("DenseNet*", "tv_in1k", 0.875, "bicubic"),
+    ("DenseNet*", "ra_in1k", 0.875, "bicubic"),
+)
+
+
+def get_preprocessing(preprocessing):
+    """Resolves ``preprocessing`` to a ``Preprocessing``.
+
+    Accepts a ``Preprocessing``; a mode name (``"torch"``, ``"tf"``,
+    ``"caffe"``, ``"dpn"``, ``"igc"``, ``"none"``; ``None`` is ``"none"``);
+    or a ``(mean, std)`` pair of 3-tuples (or scalars), on 0-1 pixels as timm
+    writes them (``((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))``) or on
+    0-255 pixels when any value exceeds 1.
+    """
+    if isinstance(preprocessing, Preprocessing):
+        return preprocessing
+    if preprocessing is None:
+        return MODES["none"]
+    if isinstance(preprocessing, str):
+        if preprocessing not in MODES:
+            raise ValueError(
+                f"Unknown preprocessing {preprocessing!r}: expected one of "
+                f"{sorted(MODES)}, a (mean, std) pair, or None."
+            )
+        return MODES[preprocessing]
+    try:
+        mean, std = preprocessing
+        mean = tuple(float(v) for v in np.broadcast_to(np.asarray(mean, float), (3,)))
+        std = tuple(float(v) for v in np.broadcast_to(np.asarray(std, float), (3,)))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            "`preprocessing` must be a mode name, None, a Preprocessing or a "
+            f"(mean, std) pair; received {preprocessing!r}."
+        ) from error
+    if max(mean + std) <= 1.0:
+        mean, std = _scaled(mean), _scaled(std)
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive; received {std}.")
+    return Preprocessing(mean=mean, std=std)
+
+
+def _builder_name(builder):
+    return builder if isinstance(builder, str) else builder.__name__
+
+
+def _weights_entry(builder, tag, prefer=()):
+    """(canonical tag, entry) registered for ``builder`` and ``tag``, or None.
+
+    Keys of builders with one file per option (``MobileNetV2_1.0_224``) are
+    searched too, preferring those that contain every string of ``prefer``
+    (``("_0.5", "_160")``), then width 1.0 at 224 pixels; "imagenet" resolves
+    to the tag it aliases.
+    """
+    from kerasnets.weights.registry import all_keys, tags_for
+
+    found = []
+    for key in [builder] + [k for k in all_keys() if k.startswith(builder + "_")]:
+        tags = tags_for(key)
+        if tag in tags:
+            entry = tags[tag]
+            canonical = next(
+                (t for t, e in tags.items() if e is entry and t != "imagenet"), tag
+            )
+            rank = (key != builder, not all(p in key for p in prefer),
+                    entry.input_size != 224, "_1.0" not in key, key)
+            found.append((rank, canonical, entry))
+    if not found:
+        return None
+    _, canonical, entry = min(found, key=lambda item: item[0])
+    return canonical, entry
+
+
+def _family_mode(builder):
+    import kerasnets
+
+    fn = getattr(kerasnets, builder, None)
+    module = getattr(fn, "__module__", "") or ""
+    return FAMILY_MODES.get(module.rsplit(".", 1)[-1], "torch")
+
+
+def preprocessing_for(builder, weights="imagenet"):
+    """The ``Preprocessing`` of ``builder`` (a name or builder function) with
+    ``weights`` (a pretrained tag, None, or a path).
+
+    A tag uses its registry entry (mode, crop, interpolation). None or a path
+    (weights of unknown origin) uses the family's default weights, or the
+    family's default mode when it has none published.
+
+        >>> kerasnets.data.preprocessing_for("DPN68", "imagenet").mode
+        'dpn'
+    """
+    builder = _builder_name(builder)
+    found = None
+    if isinstance(weights, str) and not os.path.exists(weights):
+        found = _weights_entry(builder, weights)
+        if found is None:
+            from kerasnets import weights as weights_lib
+
+            raise ValueError(
+                f"Unknown weights {weights!r} for {builder}: "
+                f"{weights_lib.describe_tags(builder)}."
+            )
+    if found is None:
+        found = _weights_entry(builder, "imagenet")
+    if found is None:
+        return MODES[_family_mode(builder)]
+    tag, entry = found
+    mode = entry.preprocessing or "none"
+    result = get_preprocessing(mode)
+    crop_pct, interpolation = 0.875, "bilinear"
+    for pattern, pattern_tag, crop, interp in EVAL_TRANSFORMS:
+        if fnmatch.fnmatchcase(builder, pattern) and tag == pattern_tag:
+            crop_pct, interpolation = crop, interp
+            break
+    crop_pct = getattr(entry, "crop_pct", None) or crop_pct
+    interpolation = getattr(entry, "interpolation", None) or interpolation
+    return result.replace(crop_pct=crop_pct, interpolation=interpolation)
+
+
+# ------------------------------------------------------------------ sources
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """What a pipeline needs to know about a source (and a model about it)."""
+
+    name: str
+    num_classes: int
+    class_names: Tuple[str, ...]
+    num_examples: Optional[int]  # of the requested split; None when unknown
+
+
+def is_folder(dataset):
+    return str(dataset).startswith(FOLDER_PREFIX)
+
+
+def _parse_slice(split):
+    """"train[10%:80%]" -> ("train", 0.1, 0.8); "train" -> ("train", 0.0, 1.0)."""
+    match = re.fullmatch(r"(\w+)(?:\[(-?\d+%)?:(-?\d+%)?\])?", split.replace(" ", ""))
+    if not match:
+        raise ValueError(
+            f"Cannot read split {split!r} for a folder dataset: use a split "
+            "folder name, or percent slices such as 'train[:80%]'."
+        )
+
+    def fraction(text, default):
+        if text is None:
+            return default
+        value = int(text[:-1]) / 100
+        return value + 1.0 if value < 0 else value
+
+    return match.group(1), fraction(match.group(2), 0.0), fraction(match.group(3), 1.0)
+
+
+def _class_dirs(root):
+    return sorted(
+        d for d in os.listdir(root)
+        if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
+    )
+
+
+def _image_files(directory):
+    files = []
+    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+        dirnames.sort()
+        files.extend(
+            os.path.join(dirpath, f) for f in sorted(filenames)
+            if f.lower().endswith(IMAGE_EXTENSIONS)
+        )
+    return files
+
+
+def folder_files(path, split="train"):
+    """Files, labels and class names of a ``folder:`` dataset split."""
+    root = path[len(FOLDER_PREFIX):] if is_folder(path) else path
+    root = os.path.expanduser(root)
+    if not os.path.isdir(root):
+        raise ValueError(f"Image folder {root!r} does not exist.")
+    name, start, stop = _parse_slice(split)
+    for candidate in _SPLIT_ALIASES.get(name, (name,)):
+        if os.path.isdir(os.path.join(root, candidate)):
+            split_root = os.path.join(root, candidate)
+            # Class names from the train folder, so labels agree across splits.
+            train_root = os.path.join(root, "train")
+            classes = _class_dirs(train_root if os.path.isdir(train_root) else split_root)
+            break
+    else:
+        subdirs = _class_dirs(root)
+        split_like = [d for d in subdirs if d in ("train", "validation", "val", "test")]
+        if split_like:
+            raise ValueError(
+                f"Image folder {root!r} has no {name!r} split: its split folders "
+                f"are {split_like}."
+            )
+        if name not in ("train", "all"):
+            raise ValueError(
+                f"Image folder {root!r} has no split folders; use split 'train' "
+                "(all images) or percent slices such as 'train[:80%]' / "
+                f"'train[80%:]'. Received {split!r}."
+            )
+        split_root, classes = root, subdirs
+    if not classes:
+        raise ValueError(
+            f"Image folder {split_root!r} has no class subfolders "
+            "(expected PATH/<class>/<image files>)."
+        )
+    files, labels = [], []
+    for label, cls in enumerate(classes):
+        class_dir = os.path.join(split_root, cls)
+        class_files = _image_files(class_dir) if os.path.isdir(class_dir) else []
+        if (start, stop) != (0.0, 1.0):
+            order = np.random.default_rng(_FOLDER_SPLIT_SEED).permutation(len(class_files))
+            lo, hi = int(round(start * len(order))), int(round(stop * len(order)))
+            class_files = [class_files[i] for i in sorted(order[lo:hi])]
+        files.extend(class_files)
+        labels.extend([label] * len(class_files))
+    if not files:
+        raise ValueError(
+            f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {split_root!r} for split {split!r}."
+        )
+    return files, labels, tuple(classes)
+
+
+def _tfds_builder(name, data_dir, try_gcs):
+    import tensorflow_datasets as tfds
+
+    return tfds.builder(name, data_dir=data_dir, try_gcs=try_gcs)
+
+
+def _tfds_keys(info):
+    keys = info.supervised_keys
+    if isinstance(keys, (tuple, list)) and len(keys) == 2 and all(isinstance(k, str) for k in keys):
+        return keys
+    return "image", "label"
+
+
+def info(dataset, split="train", data_dir=None, try_gcs=False):
+    """``DatasetInfo`` of a tfds name or ``folder:PATH`` (and split)."""
+    if is_folder(dataset):
+        files, _, classes = folder_files(dataset, split)
+        return DatasetInfo(dataset, len(classes), classes, len(files))
+    builder = _tfds_builder(dataset, data_dir, try_gcs)
+    image_key, label_key = _tfds_keys(builder.info)
+    label = builder.info.features[label_key]
+    if not hasattr(label, "num_classes"):
+        raise ValueError(
+            f"{dataset!r} is not an image classification dataset: its "
+            f"{label_key!r} feature is not a ClassLabel."
+        )
+    try:
+        num_examples = builder.info.splits[split].num_examples or None
+    except (KeyError, ValueError):
+        num_examples = None  # not prepared yet, or mocked: counted by load
+    names = tuple(label.names) if getattr(label, "names", None) else tuple(
+        str(i) for i in range(label.num_classes)
+    )
+    return DatasetInfo(dataset, label.num_classes, names, num_examples)
+
+
+def _encoded_source(dataset, split, *, data_dir, try_gcs, training, seed,
+                    input_context, download):
+    """Dataset of (encoded image bytes, int64 label), sharded for the input
+    pipeline of ``input_context``."""
+    import tensorflow as tf
+
+    if is_folder(dataset):
+        files, labels, _ = folder_files(dataset, split)
+        ds = tf.data.Dataset.from_tensor_slices(
+            (tf.constant(files), tf.constant(labels, tf.int64))
+        )
+        if input_context and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return ds.map(lambda f, y: (tf.io.read_file(f), y), num_parallel_calls=AUTOTUNE)
+
+    import tensorflow_datasets as tfds
+
+    builder = _tfds_builder(dataset, data_dir, try_gcs)
+    image_key, label_key = _tfds_keys(builder.info)
+    shard_examples = False
+    read_config = tfds.ReadConfig(shuffle_seed=seed, try_autocache=False)
+    if input_context and input_context.num_input_pipelines > 1:
+        try:
+            shards = builder.info.splits[split].num_shards
+        except (KeyError, ValueError, AttributeError):
+            shards = 0
+        if shards and shards >= input_context.num_input_pipelines:
+            read_config = tfds.ReadConfig(
+                shuffle_seed=seed, try_autocache=False, input_context=input_context
+            )
+        else:  # too few files to give each pipeline its own: shard examples
+            shard_examples = True
+    ds = tfds.load(
+        dataset,
+        split=split,
+        data_dir=data_dir,
+        try_gcs=try_gcs,
+        download=download,
+        shuffle_files=training,
+        decoders={image_key: tfds.decode.SkipDecoding()},
+        read_config=read_config,
+    )
+    if shard_examples:
+        ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    return ds.map(
+        lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)),
+        num_parallel_calls=AUTOTUNE,
+    )
+
+
+# ----------------------------------------------------------------- transforms
+
+
+def random_resized_crop(encoded, size, seed, *, scale=(0.08, 1.0),
+                        ratio=(3 / 4, 4 / 3), interpolation="bilinear"):
+    """Random area/aspect crop of an encoded image, resized to ``size``.
+
+    Inception-style (``tf.image.stateless_sample_distorted_bounding_box``, 10
+    attempts, the whole image when none fits). JPEGs are decoded only inside
+    the crop. ``seed``: a stateless seed (shape [2] int). Returns float32
+    RGB in [0, 255].
+    """
+    import tensorflow as tf
+
+    def crop_box(shape):
+        begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+            shape,
+            bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+            seed=seed,
+            min_object_covered=0.0,
+            aspect_ratio_range=ratio,
+            area_range=scale,
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        return begin[0], begin[1], crop_size[0], crop_size[1]
+
+    def jpeg():
+        y, x, h, w = crop_box(tf.io.extract_jpeg_shape(encoded, output_type=tf.int32))
+        return tf.io.decode_and_crop_jpeg(encoded, tf.stack([y, x, h, w]), channels=3)
+
+    def other():
+        image = _decode(encoded)
+        y, x, h, w = crop_box(tf.shape(image, out_type=tf.int32))
+        return tf.image.crop_to_bounding_box(image, y, x, h, w)
+
+    image = tf.cond(tf.io.is_jpeg(encoded), jpeg, other)
+    image = tf.image.resize(image, (size, size), method=interpolation, antialias=True)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def _decode(encoded):
+    import tensorflow as tf
+
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def center_crop(image, size, crop_pct=0.875, interpolation="bilinear"):
+    """Resize the shorter side to ``floor(size / crop_pct)``, center-crop
+    ``size`` x ``size`` (timm's evaluation transform, with torchvision's
+    rounding: the longer side truncated, the crop offset rounded half to
+    even). Antialiased like PIL. Returns float32 RGB in [0, 255]."""
+    import tensorflow as tf
+
+    scale_size = int(np.floor(size / crop_pct))
+    shape = tf.shape(image)
+    h, w = shape[0], shape[1]
+    short = tf.minimum(h, w)
+    # Integer arithmetic: int(scale * long / short), as torchvision's Resize.
+    new_h = tf.where(h == short, scale_size, (scale_size * h) // short)
+    new_w = tf.where(w == short, scale_size, (scale_size * w) // short)
+    new_h, new_w = tf.maximum(new_h, size), tf.maximum(new_w, size)
+    image = tf.image.resize(image, tf.stack([new_h, new_w]), method=interpolation,
+                            antialias=True)
+    top = tf.cast(tf.round(tf.cast(new_h - size, tf.float32) / 2), tf.int32)
+    left = tf.cast(tf.round(tf.cast(new_w - size, tf.float32) / 2), tf.int32)
+    image = image[top:top + size, left:left + size]
+    image.set_shape([size, size, 3])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+# ------------------------------------------------------------------ pipeline
+
+
+def load(
+    dataset,
+    split="train",
+    image_size=224,
+    batch_size=32,
+    training=False,
+    preprocessing="torch",
+    *,
+    data_dir=None,
+    try_gcs=False,
+    download=True,
+    seed=None,
+    deterministic=None,
+    cache=False,
+    shuffle_buffer=None,
+    repeat=None,
+    drop_remainder=None,
+    scale=(0.08, 1.0),
+    ratio=(3 / 4, 4 / 3),
+    flip=True,
+    randaugment=None,
+    mixup=0.0,
+    num_classes=None,
+    one_hot=None,
+    strategy=None,
+    input_context=None,
+):
+    """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)``.
+
+    Args:
+        dataset: a tensorflow-datasets name (``"cifar10"``,
+            ``"imagenette/320px"``, ``"imagenet2012"``) or ``"folder:PATH"``.
+        split: tfds split (``"train"``, ``"validation"``, ``"train[:90%]"``);
+            for folders a split folder or a percent slice.
+        image_size: output height and width.
+        batch_size: global batch size (split over replicas under a strategy).
+        training: augment (random resized crop, flip, RandAugment, mixup),
+            shuffle and repeat; otherwise resize + center crop, in order.
+        preprocessing: a mode (``"torch"``, ``"tf"``, ``"caffe"``, ``"dpn"``,
+            ``"igc"``, ``"none"``/None), a (mean, std) pair, or a
+            ``Preprocessing`` (``preprocessing_for(builder, weights)``); its
+            ``crop_pct`` and ``interpolation`` drive evaluation resizing.
+        data_dir, try_gcs, download: passed to ``tfds.load``.
+        seed: makes shuffling, augmentation and file order reproducible
+            (and the pipeline deterministic unless ``deterministic=False``).
+        deterministic: keep element order under parallel maps (default: True
+            for evaluation or with a seed; False otherwise: faster).
+        cache: False; True to cache in memory; or a file path prefix. Training
+            caches the encoded images (before random augmentation), evaluation
+            the cropped ones.
+        shuffle_buffer: default min(10000, split size) for training.
+        repeat: repeat forever (default: ``training``); use ``steps_per_epoch``.
+        drop_remainder: default ``training`` (static batch shape; TPUs need it).
+        scale, ratio: random resized crop ranges (area fraction, aspect).
+        flip: random horizontal flip when training.
+        randaugment: None/0, or the number of ops of ``keras.layers.RandAugment``
+            (magnitude 0.5 of its range), or a RandAugment layer.
+        mixup: alpha of ``keras.layers.MixUp`` (0: off); needs one-hot labels.
+        num_classes: class count for one-hot labels (default: from the source).
+        one_hot: labels one-hot float32 (default: when mixup is on); otherwise
+            int64 class indices.
+        strategy: a ``tf.distribute.Strategy``: returns its
+            ``distribute_datasets_from_function`` input, sharded per worker.
+        input_context: a ``tf.distribute.InputContext`` (from inside your own
+            ``distribute_datasets_from_function``): shard and batch per replica.
+
+    Returns:
+        ``tf.data.Dataset`` (or a distributed dataset with ``strategy``) of
+        float32 images ``(batch, image_size, image_size, 3)`` and labels.
+    """
+    if strategy is not None:
+        replicas = strategy.num_replicas_in_sync
+        if batch_size % replicas:
+            raise ValueError(
+                f"batch_size {batch_size} is not divisible by the "
+                f"{replicas} replicas of {type(strategy).__name__}."
+            )
+        kwargs = dict(locals())
+        del kwargs["strategy"], kwargs["input_context"], kwargs["replicas"]
+
+        def dataset_fn(context):
+            return load(**kwargs, input_context=context)
+
+        return strategy.distribute_datasets_from_function(dataset_fn)
+
+    import tensorflow as tf
+
+    prep = get_preprocessing(preprocessing)
+    if deterministic is None:
+        deterministic = seed is not None or not training
+    repeat = training if repeat is None else repeat
+    drop_remainder = training if drop_remainder is None else drop_remainder
+    one_hot = bool(mixup) if one_hot is None else one_hot
+    if mixup and not one_hot:
+        raise ValueError("mixup mixes labels: it needs one_hot=True.")
+    if one_hot and num_classes is None:
+        num_classes = info(dataset, split, data_dir, try_gcs).num_classes
+    if input_context is not None:
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+    base_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+
+    ds = _encoded_source(
+        dataset, split, data_dir=data_dir, try_gcs=try_gcs, training=training,
+        seed=base_seed, input_context=input_context, download=download,
+    )
+    if training:
+        ds = _cache(ds, cache)
+        if shuffle_buffer is None:
+            size = int(ds.cardinality())
+            shuffle_buffer = min(10000, size) if size > 0 else 10000
+        ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        # A stateless seed per element: reproducible under parallel maps and
+        # different in every epoch (the index runs on through the repeats).
+        ds = ds.enumerate()
+
+        def augment(index, example):
+            encoded, label = example
+            s = tf.stack([tf.constant(base_seed, tf.int64), index])
+            image = random_resized_crop(encoded, image_size, s, scale=scale, ratio=ratio)
+            if flip:
+                image = tf.image.stateless_random_flip_left_right(image, s + 1)
+            return image, label
+
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    else:
+        def transform(encoded, label):
+            image = center_crop(_decode(encoded), image_size, prep.crop_pct,
+                                prep.interpolation)
+            return image, label
+
+        ds = ds.map(transform, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+        ds = _cache(ds, cache)
+        if repeat:
+            ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder,
+                  num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+
+    if one_hot:
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes, dtype=tf.float32)),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if training and (randaugment or mixup):
+        ds = ds.map(_batch_augmenter(randaugment, mixup, base_seed),
+                    num_parallel_calls=None)  # stateful Keras layers: in order
+    ds = ds.map(lambda x, y: (prep.normalize(x), y), num_parallel_calls=AUTOTUNE,
+                deterministic=deterministic)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    options.experimental_optimization.map_parallelization = True
+    if input_context is not None:
+        # Already sharded per input pipeline above.
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.OFF
+        )
+    return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _cache(ds, cache):
+    if cache is True:
+        return ds.cache()
+    if cache:
+        os.makedirs(os.path.dirname(os.path.abspath(str(cache))), exist_ok=True)
+        return ds.cache(str(cache))
+    return ds
+
+
+def _batch_augmenter(randaugment, mixup, seed):
+    import keras
+
+    layers = []
+    if randaugment:
+        if isinstance(randaugment, keras.layers.Layer):
+            layers.append(("images", randaugment))
+        else:
+            layers.append(("images", keras.layers.RandAugment(
+                value_range=(0, 255), num_ops=int(randaugment), factor=0.5, seed=seed)))
+    if mixup:
+        layers.append(("both", keras.layers.MixUp(alpha=float(mixup), seed=seed + 1)))
+
+    def apply(images, labels):
+        for kind, layer in layers:
+            if kind == "images":
+                images = layer(images)
+            else:
+                out = layer({"images": images, "labels": labels})
+                images, labels = out["images"], out["labels"]
+        return images, labels
+
+    return apply
+
+
+def synthetic(image_size=224, batch_size=32, num_classes=1000, steps=None,
+              preprocessing="none", one_hot=False, seed=0):
+    """Random images as a repeated, prefetched dataset (benchmarks, smoke
+    tests): ``steps`` distinct batches (default 1), repeated forever."""
+    import tensorflow as tf
+
+    steps = steps or 1
+    prep = get_preprocessing(preprocessing)
+    images = tf.random.stateless_uniform(
+        (steps * batch_size, image_size, image_size, 3), (seed, 1), 0, 255
+    )
+    labels = tf.random.stateless_uniform(
+        (steps * batch_size,), (seed, 2), 0, num_classes, dtype=tf.int64
+    )
+    ds = tf.data.Dataset.from_tensor_slices((prep.normalize(images), labels))
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if one_hot:
+        ds = ds.map(lambda x, y: (x, tf.one_hot(y, num_classes)))
+    return ds.cache().repeat().prefetch(AUTOTUNE)
+
+
+__all__ = [
+    "DatasetInfo",
+    "MODES",
+    "Preprocessing",
+    "center_crop",
+    "folder_files",
+    "get_preprocessing",
+    "info",
+    "load",
+    "preprocessing_for",
+    "random_resized_crop",
+    "synthetic",
+]
