@@ -2,6 +2,7 @@
 forward+backward), in graph mode, on this machine.
 
     python tools/bench_group_conv.py [--batch 8 --size 56 --channels 256 --groups 32]
+    TF_ENABLE_ONEDNN_OPTS=0 python tools/bench_group_conv.py   # TensorFlow's Eigen kernels
 """
 
 import argparse
@@ -10,9 +11,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import kerasnets  # noqa: E402, F401  (first: its oneDNN default applies)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from tensorflow.python.util import _pywrap_util_port  # noqa: E402
 
 from kerasnets.layers import GroupConv2D  # noqa: E402
 
@@ -42,7 +45,9 @@ def main():
         .normal(size=(args.batch, args.size, args.size, args.channels))
         .astype("float32")
     )
-    print(f"input {tuple(x.shape)}, 3x3 conv, {args.channels} filters, ms (best of runs)")
+    onednn = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    print(f"input {tuple(x.shape)}, 3x3 conv, {args.channels} filters, oneDNN {onednn}, "
+          "ms (best of runs)")
     print("| groups | layer | forward | forward+backward |")
     print("|---|---|---|---|")
     for groups in args.groups:
