@@ -55,10 +55,11 @@ def test_timm_parity(timm, tmp_path, timm_name, suffix, sizes):
     model = builder(weights=path, input_shape=(None, None, 3), classifier_activation=None)
     for size in sizes:
         images = random_images(2, size, seed=size)
-        # float32 rounding grows with depth: 0.5-1.7e-4 of the spread here,
-        # where an epsilon or padding bug gives 1e-1 to 10.
+        # float32 rounding grows with depth: 0.5-3.4e-4 of the spread here
+        # (oneDNN's summation order varies), where an epsilon or padding bug
+        # gives 1e-1 to 10.
         ratio = assert_logits_close(model.predict(images, verbose=0),
-                                    torch_logits(reference, images), tol=3e-4)
+                                    torch_logits(reference, images), tol=1e-3)
         print(f"{timm_name} {size}px: max diff / logit spread = {ratio:.2e}")
     headless = builder(weights=path, include_top=False, pooling="avg")
     assert headless.output_shape == (None, reference.num_features)
@@ -77,7 +78,7 @@ def test_test_time_pool_matches_timm(timm, tmp_path):
     model = kerasnets.DPN68(weights=path, input_shape=(256, 256, 3),
                             test_time_pool=True, classifier_activation=None)
     images = random_images(2, 256, seed=3)
-    assert_logits_close(model.predict(images, verbose=0), torch_logits(pooled, images), tol=3e-4)
+    assert_logits_close(model.predict(images, verbose=0), torch_logits(pooled, images), tol=1e-3)
     # at 224 the 7x7 map pools to one position: the plain head
     plain = kerasnets.DPN68(weights=path, classifier_activation=None)
     ttp = kerasnets.DPN68(weights=path, test_time_pool=True, classifier_activation=None)
