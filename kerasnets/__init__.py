@@ -15,6 +15,7 @@ if "tensorflow" not in _sys.modules:
 from kerasnets import layers  # noqa: F401
 from kerasnets import weights  # noqa: F401
 from kerasnets import data, training  # noqa: F401
+from kerasnets import imagenet, utils  # noqa: F401
 from kerasnets.models.densenet import DenseNet, DenseNet121, DenseNet161, DenseNet169, DenseNet201, DenseNet264, DenseNetCIFAR  # noqa: F401
 from kerasnets.models.mobilenet import MobileNet  # noqa: F401
 from kerasnets.models.mobilenet_v2 import MobileNetV2  # noqa: F401

@@ -283,4 +283,6 @@ def preprocess_input(x, data_format=None):
 
 def decode_predictions(preds, top=5):
     """ImageNet class names of the top predictions (keras semantics)."""
-    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)
+    from kerasnets import imagenet  # the bundled class index: offline
+
+    return imagenet.decode_predictions(preds, top=top)

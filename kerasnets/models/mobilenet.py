@@ -412,7 +412,9 @@ def preprocess_input(x, data_format=None):
 
 def decode_predictions(preds, top=5):
     """Decodes ImageNet predictions: [(class_id, name, score)] per image."""
-    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)
+    from kerasnets import imagenet  # the bundled class index: offline
+
+    return imagenet.decode_predictions(preds, top=top)
 
 
 __all__ = [

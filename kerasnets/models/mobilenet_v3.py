@@ -132,9 +132,11 @@ def _register_pretrained():
             WeightsEntry(
                 url=TIMM_WEIGHTS_URL.format(timm_name),
                 format="safetensors",
-                # mean = std = 0.5 on 0-1 inputs, i.e. x / 127.5 - 1: what the
-                # model's own Rescaling does with include_preprocessing=True.
-                preprocessing="tf",
+                # timm normalises with mean = std = 0.5 (x / 127.5 - 1): what
+                # the model's own Rescaling does (include_preprocessing=True,
+                # the default), so nothing is applied beforehand, as for the
+                # keras files; without it, use mode "tf".
+                preprocessing="none",
                 source=f"timm {timm_name}",
                 license="Apache-2.0",
             ),
@@ -614,6 +616,6 @@ def preprocess_input(x, data_format=None):
 def decode_predictions(preds, top=5):
     """ImageNet class names of the ``top`` scores per row of ``preds``
     (batch, 1000), as keras.applications.mobilenet_v3.decode_predictions."""
-    from keras.applications import imagenet_utils
+    from kerasnets import imagenet  # the bundled class index: offline
 
-    return imagenet_utils.decode_predictions(preds, top=top)
+    return imagenet.decode_predictions(preds, top=top)

@@ -1237,7 +1237,9 @@ def preprocess_input(x, data_format=None):
 
 def decode_predictions(preds, top=5):
     """Decodes ImageNet predictions: lists of (class_id, name, score)."""
-    return keras.applications.imagenet_utils.decode_predictions(preds, top=top)
+    from kerasnets import imagenet  # the bundled class index: offline
+
+    return imagenet.decode_predictions(preds, top=top)
 
 
 __all__ = [

@@ -1,19 +1,18 @@
 """Pretrained weights: registry lookup, download, verification and loading.
 
 ``weights`` arguments of every builder go through ``load_into``: a tag is
-looked up in the registry and fetched with ``keras.utils.get_file`` (cached
-under ``$KERAS_HOME/models/kerasnets``, hash verified); a path is loaded
-according to its format (see ``kerasnets.weights.loading``).
+looked up in the registry, fetched with ``keras.utils.get_file`` (cached
+under ``$KERAS_HOME/models/kerasnets``, hash verified), converted to Keras
+weights once and cached converted (``kerasnets.weights.cache``); a path is
+loaded according to its format (see ``kerasnets.weights.loading``).
 """
 
 import os
 
-import keras
-
-from kerasnets.weights import loading
+from kerasnets.weights import cache, loading
 from kerasnets.weights.registry import WeightsEntry, register, tags_for
 
-CACHE_SUBDIR = os.path.join("models", "kerasnets")
+CACHE_SUBDIR = cache.CACHE_SUBDIR
 
 # Converters for source state dicts, per builder family: a callable
 # (model) -> (layer_map, classifier_prefixes). Family modules fill this.
@@ -55,51 +54,27 @@ def check_tag(builder, tag):
         )
 
 
-def fetch(key, tag, include_top=True):
-    """Downloads (or finds in the cache) the file for ``key``/``tag``."""
+def _entry(key, tag):
     tags = tags_for(key)
     if tag not in tags:
         raise ValueError(
             f"No {tag!r} weights are published for {key}. Available: "
             f"{sorted(tags) or 'none'}."
         )
-    entry = tags[tag]
-    url, file_hash = entry.url, entry.file_hash
-    if not include_top and entry.notop_url:
-        url, file_hash = entry.notop_url, entry.notop_hash
-    fname = f"{key}.{tag}.{os.path.basename(url)}"
-    cache_dir = os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras"))
-    cache = os.path.join(cache_dir, CACHE_SUBDIR, fname)
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        path = keras.utils.get_file(
-            fname,
-            url,
-            file_hash=file_hash,
-            cache_dir=cache_dir,
-            cache_subdir=CACHE_SUBDIR,
-        )
-        return path, entry
-    except Exception as error:
-        if os.path.exists(cache):  # keras keeps a file whose hash failed
-            os.remove(cache)
-        raise ValueError(
-            f"Could not fetch the {tag!r} weights of {key} from {url} "
-            f"({error}). Download the file by hand and place it at {cache}, "
-            "or pass its path as `weights=`."
-        ) from error
+    return tags[tag]
 
 
-def load_into(model, weights, *, builder, key=None, include_top=True):
-    """Loads ``weights`` (a registry tag or a file path) into ``model``."""
-    key = key or builder
-    fmt = None
-    if not os.path.exists(weights):
-        path, entry = fetch(key, weights, include_top=include_top)
-        fmt = entry.format
-    else:
-        path = weights
-    fmt = fmt or loading.file_format(path)
+def fetch(key, tag, include_top=True):
+    """Downloads (or finds in the cache) the file for ``key``/``tag``.
+
+    Returns ``(path, entry)``. See ``kerasnets.weights.cache``.
+    """
+    entry = _entry(key, tag)
+    return cache.fetch(key, tag, entry, include_top=include_top), entry
+
+
+def _load_file(model, path, fmt, *, builder, include_top):
+    """Loads the file at ``path`` (format ``fmt``) into ``model``, strictly."""
     if fmt == "keras":
         loading.load_keras_weights(model, path)
     elif fmt == "keras_h5":
@@ -125,6 +100,25 @@ def load_into(model, weights, *, builder, key=None, include_top=True):
             classifier=() if include_top else classifier,
         )
     return model
+
+
+def load_into(model, weights, *, builder, key=None, include_top=True):
+    """Loads ``weights`` (a registry tag or a file path) into ``model``.
+
+    A tag goes through the cache (``kerasnets.weights.cache``): downloaded
+    and converted once, then read from the converted ``.weights.h5``.
+    """
+    key = key or builder
+    if os.path.exists(weights):
+        return _load_file(model, weights, loading.file_format(weights),
+                          builder=builder, include_top=include_top)
+
+    def load_file(model, path, fmt):
+        _load_file(model, path, fmt or loading.file_format(path),
+                   builder=builder, include_top=include_top)
+
+    return cache.load_pretrained(model, key, weights, _entry(key, weights),
+                                 include_top=include_top, load_file=load_file)
 
 
 __all__ = [

@@ -1,0 +1,295 @@
+"""The pretrained-weights cache: download, verify, convert once, reuse.
+
+Files live in ``$KERAS_HOME/models/kerasnets`` (``~/.keras/models/kerasnets``):
+
+- ``<key>.<tag>.<source file name>``: the file as published, downloaded with
+  ``keras.utils.get_file`` (progress bar) under a temporary name, its hash
+  verified, then renamed into place (``os.replace``, atomic): a failed or
+  interrupted download never leaves a partial file under the real name.
+  Where the source publishes no hash, its sha256 is recorded beside it on
+  first download (``.sha256``) and checked on later reads.
+- ``<key>.<tag>.<signature>.weights.h5``: the same weights converted to Keras
+  once, for the model's exact set of variables (include_top or not; the
+  signature hashes variable names and shapes). Later loads read only this
+  file. It is written under a temporary name and renamed too.
+
+Download and conversion run under an exclusive lock on
+``<key>.<tag>.<source file name>.lock`` (``fcntl.flock``; the lock file is
+removed on release), so processes loading the same weights at once wait for
+one another instead of writing the same files; readers of finished files
+need no lock. Where ``fcntl`` does not exist (Windows) there is no lock; the
+atomic renames still keep every cached file whole.
+"""
+
+import contextlib
+import glob
+import hashlib
+import os
+import sys
+import uuid
+
+import keras
+
+from kerasnets.weights import loading
+
+CACHE_SUBDIR = os.path.join("models", "kerasnets")
+LOCK_SUFFIX = ".lock"
+CONVERTED_SUFFIX = ".weights.h5"
+
+
+def keras_home():
+    return os.path.expanduser(os.environ.get("KERAS_HOME", os.path.join("~", ".keras")))
+
+
+def cache_directory():
+    """Where kerasnets keeps downloaded and converted weights."""
+    return os.path.join(keras_home(), CACHE_SUBDIR)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def hash_algorithm(file_hash):
+    """keras.utils.get_file's "auto": 64 hex digits are sha256, else md5."""
+    return "sha256" if len(file_hash) == 64 else "md5"
+
+
+def file_digest(path, algorithm="sha256", chunk_size=1 << 20):
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _matches(path, expected):
+    return file_digest(path, hash_algorithm(expected)) == expected.lower()
+
+
+def _remove(path):
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _temporary_name(name, suffix=""):
+    return f"{name}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+def _remove_stale(directory, name):
+    """Removes temporary files of ``name`` left by killed processes (call
+    with the lock held: nobody else is writing them)."""
+    for stale in glob.glob(os.path.join(glob.escape(directory), glob.escape(name) + ".part-*")):
+        _remove(stale)
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """An exclusive inter-process lock held through ``path``.
+
+    The lock file is deleted on release. A waiter that acquires the lock on
+    a file that was deleted meanwhile (its inode is no longer ``path``'s)
+    retries on the new file, so deleting does not let two holders in.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock, atomic renames only
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held, current = os.fstat(fd), os.stat(path)
+        except FileNotFoundError:
+            os.close(fd)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        if (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino):
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        _remove(path)
+        os.close(fd)  # releases the lock
+
+
+def model_signature(model):
+    """A short hash of the model's variables (names and shapes, in order:
+    what a ``.weights.h5`` file's layout depends on; auto-generated layer
+    names are left out, they vary between builds)."""
+    text = "\n".join(f"{v.name}:{tuple(v.shape)}" for v in model.weights)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _hint(url, path):
+    return (
+        f"Download {url} by hand and place it at {path}, or pass the path of "
+        "a weights file as `weights=`."
+    )
+
+
+# ------------------------------------------------------------------ source
+
+
+def source_location(key, tag, entry, include_top=True):
+    """(url, expected hash, cache path) of the file to download."""
+    url, expected = entry.url, entry.file_hash
+    if not include_top and entry.notop_url:
+        url, expected = entry.notop_url, entry.notop_hash
+    fname = f"{key}.{tag}.{os.path.basename(url)}"
+    return url, expected, os.path.join(cache_directory(), fname)
+
+
+def _check_cached(path, expected):
+    """True if the cached source at ``path`` is whole (hash or recorded hash)."""
+    if not os.path.exists(path):
+        return False
+    recorded = path + ".sha256"
+    if expected is None and os.path.exists(recorded):
+        with open(recorded, encoding="ascii") as f:
+            expected = (f.read().split() or [None])[0]
+    return expected is None or _matches(path, expected)
+
+
+def _download(key, tag, url, expected, path):
+    """Downloads ``url`` to ``path`` (through a temporary name); the caller
+    holds the lock. Returns the path of the file (a stand-in ``get_file``
+    may return another one)."""
+    directory, fname = os.path.split(path)
+    _remove_stale(directory, fname)
+    temporary = _temporary_name(fname)
+    replaced = os.path.exists(path)
+    try:
+        downloaded = keras.utils.get_file(
+            temporary,
+            url,
+            file_hash=expected,
+            cache_dir=os.path.dirname(os.path.dirname(directory)),
+            cache_subdir=CACHE_SUBDIR,
+        )
+    except BaseException as error:
+        _remove(os.path.join(directory, temporary))
+        if not isinstance(error, Exception):
+            raise
+        reason = f"{type(error).__name__}: {error}"
+        if replaced:
+            reason = ("the cached file failed its hash check and downloading "
+                      f"it again failed: {reason}")
+        raise ValueError(
+            f"Could not fetch the {tag!r} weights of {key} from {url} ({reason}). "
+            + _hint(url, path)
+        ) from error
+    if os.path.basename(downloaded) != temporary:
+        return downloaded  # not a file of ours (a stand-in get_file): use it
+    final = os.path.join(os.path.dirname(downloaded), fname)
+    if expected is None:
+        digest = file_digest(downloaded)
+        with open(downloaded + ".sha256.part", "w", encoding="ascii") as f:
+            f.write(f"{digest}  {fname}\n")
+        os.replace(downloaded + ".sha256.part", final + ".sha256")
+        print(
+            f"kerasnets: {url} publishes no hash; recorded its sha256 {digest} "
+            f"in {final}.sha256",
+            file=sys.stderr,
+        )
+    os.replace(downloaded, final)
+    return final
+
+
+def fetch(key, tag, entry, include_top=True):
+    """Path of the source file of ``key``/``tag`` (downloaded if needed)."""
+    url, expected, path = source_location(key, tag, entry, include_top)
+    if _check_cached(path, expected):
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with file_lock(path + LOCK_SUFFIX):
+        if _check_cached(path, expected):  # another process finished it
+            return path
+        return _download(key, tag, url, expected, path)
+
+
+# -------------------------------------------------------------- converted
+
+
+def converted_path(key, tag, model):
+    return os.path.join(
+        cache_directory(), f"{key}.{tag}.{model_signature(model)}{CONVERTED_SUFFIX}"
+    )
+
+
+def _load_converted(model, path):
+    """Loads the converted file if it is there and whole; False otherwise."""
+    if not os.path.exists(path):
+        return False
+    try:
+        loading.load_keras_weights(model, path)
+        return True
+    except ValueError:
+        _remove(path)  # unreadable (or stale): convert again
+        return False
+
+
+def _save_converted(model, path):
+    stem = os.path.basename(path)[: -len(CONVERTED_SUFFIX)]
+    _remove_stale(os.path.dirname(path), stem)
+    temporary = os.path.join(
+        os.path.dirname(path),
+        _temporary_name(os.path.basename(path)[: -len(CONVERTED_SUFFIX)], CONVERTED_SUFFIX),
+    )
+    try:
+        model.save_weights(temporary)
+        os.replace(temporary, path)
+    except OSError as error:  # a read-only cache: loading still worked
+        _remove(temporary)
+        print(f"kerasnets: could not cache converted weights at {path}: {error}",
+              file=sys.stderr)
+
+
+def load_pretrained(model, key, tag, entry, *, include_top, load_file):
+    """Loads the ``tag`` weights of ``key`` into ``model`` through the cache.
+
+    ``load_file(model, path, format)`` reads a source file into the model
+    (strict). The first load downloads, verifies and converts; later loads
+    read the converted ``.weights.h5`` only.
+    """
+    url, expected, source = source_location(key, tag, entry, include_top)
+    if entry.format == "keras":  # already Keras weights: nothing to convert
+        load_file(model, fetch(key, tag, entry, include_top), entry.format)
+        return model
+    converted = converted_path(key, tag, model)
+    if _load_converted(model, converted):
+        return model
+    os.makedirs(os.path.dirname(source), exist_ok=True)
+    with file_lock(source + LOCK_SUFFIX):
+        if _load_converted(model, converted):  # another process converted it
+            return model
+        if _check_cached(source, expected):
+            path = source
+        else:
+            path = _download(key, tag, url, expected, source)
+        try:
+            load_file(model, path, entry.format)
+        except ValueError as error:
+            if path == source and expected is None:
+                _remove(source)  # unverified and unreadable: fetch it anew
+                _remove(source + ".sha256")
+            raise ValueError(
+                f"The {tag!r} weights of {key} downloaded from {url} to {path} "
+                f"cannot be loaded: {error} " + _hint(url, source)
+            ) from error
+        if path == source:
+            _save_converted(model, converted)
+    return model
+
+
+__all__ = [
+    "cache_directory",
+    "converted_path",
+    "fetch",
+    "file_lock",
+    "load_pretrained",
+    "model_signature",
+]
