@@ -42,6 +42,7 @@ import keras
 from keras import layers
 
 from kerasnets import weights as weights_lib
+from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import ChannelSplit, GroupConv2D
 from kerasnets.models.common import (
     check_arguments,
@@ -400,10 +401,3 @@ def preprocess_input(x, data_format=None):
         return (x.astype("float32") - mean) / std
     x = keras.ops.convert_to_tensor(x, dtype="float32")
     return (x - mean) / std
-
-
-def decode_predictions(preds, top=5):
-    """ImageNet class names of the top predictions (keras semantics)."""
-    from kerasnets import imagenet  # the bundled class index: offline
-
-    return imagenet.decode_predictions(preds, top=top)

@@ -56,6 +56,7 @@ import keras
 from keras import layers
 
 from kerasnets import weights as weights_lib
+from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import ChannelShuffle, GroupConv2D
 from kerasnets.models.common import (
     check_arguments,
@@ -279,10 +280,3 @@ def preprocess_input(x, data_format=None):
     if isinstance(x, np.ndarray):
         return x.astype("float32") - mean
     return keras.ops.convert_to_tensor(x, dtype="float32") - mean
-
-
-def decode_predictions(preds, top=5):
-    """ImageNet class names of the top predictions (keras semantics)."""
-    from kerasnets import imagenet  # the bundled class index: offline
-
-    return imagenet.decode_predictions(preds, top=top)

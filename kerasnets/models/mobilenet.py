@@ -34,6 +34,7 @@ import warnings
 import keras
 from keras import layers
 
+from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.models.common import (
     check_arguments,
     finish_model,
@@ -408,13 +409,6 @@ def preprocess_input(x, data_format=None):
     return keras.applications.imagenet_utils.preprocess_input(
         x, data_format=data_format, mode="tf"
     )
-
-
-def decode_predictions(preds, top=5):
-    """Decodes ImageNet predictions: [(class_id, name, score)] per image."""
-    from kerasnets import imagenet  # the bundled class index: offline
-
-    return imagenet.decode_predictions(preds, top=top)
 
 
 __all__ = [

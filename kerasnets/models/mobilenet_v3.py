@@ -30,6 +30,7 @@ import warnings
 
 from keras import layers
 
+from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import hard_sigmoid, hard_swish
 from kerasnets.models.common import (
     check_arguments,
@@ -611,11 +612,3 @@ def preprocess_input(x, data_format=None):
     with ``include_preprocessing=False`` expect ``x / 127.5 - 1``.
     """
     return x
-
-
-def decode_predictions(preds, top=5):
-    """ImageNet class names of the ``top`` scores per row of ``preds``
-    (batch, 1000), as keras.applications.mobilenet_v3.decode_predictions."""
-    from kerasnets import imagenet  # the bundled class index: offline
-
-    return imagenet.decode_predictions(preds, top=top)

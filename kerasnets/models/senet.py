@@ -94,6 +94,7 @@ import keras
 from keras import layers
 
 from kerasnets import weights as weights_lib
+from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import GroupConv2D, SEBlock
 from kerasnets.models import mobilenet
 from kerasnets.models.common import (
@@ -1233,13 +1234,6 @@ def preprocess_input(x, data_format=None):
     return keras.applications.imagenet_utils.preprocess_input(
         x, data_format=data_format, mode="torch"
     )
-
-
-def decode_predictions(preds, top=5):
-    """Decodes ImageNet predictions: lists of (class_id, name, score)."""
-    from kerasnets import imagenet  # the bundled class index: offline
-
-    return imagenet.decode_predictions(preds, top=top)
 
 
 __all__ = [
