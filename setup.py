@@ -23,9 +23,15 @@ setup(
         "rich",
         "tensorflow-datasets",
         "matplotlib",
+        "keras-tuner>=1.4",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout", "pillow"],
+        "export": ["onnx", "onnxruntime", "tf2onnx"],
+        "test": [
+            "pytest>=7", "pytest-timeout", "pillow",
+            "onnx", "onnxruntime", "tf2onnx",
+            "nbclient", "nbformat", "ipykernel",
+        ],
         "parity": ["torch>=2.1", "torchvision", "timm>=1.0", "pytorchcv"],
     },
     entry_points={"console_scripts": ["kerasnets=kerasnets.cli:main"]},
