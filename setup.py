@@ -13,7 +13,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["kerasnets", "kerasnets.*"]),
     include_package_data=True,
-    package_data={"kerasnets": ["resources/*.json"]},
+    package_data={"kerasnets": ["resources/*.json", "resources/*.jpg", "resources/*.txt"]},
     install_requires=[
         "keras>=3.10",
         "tensorflow>=2.16",

@@ -37,7 +37,6 @@ batches ``batch_size / num_replicas`` examples per replica.
 """
 
 import dataclasses
-import fnmatch
 import os
 import random
 import re
@@ -123,6 +122,8 @@ MODES = {
     # IGC's MXNet weights
     "igc": Preprocessing(mean=(123.370, 112.757, 99.406),
                          std=(68.998, 66.093, 68.292), mode="igc"),
+    # IGCV3's MXNet weights: the ImageNet RGB mean, no scaling
+    "igcv3": Preprocessing(mean=(123.68, 116.779, 103.939), mode="igcv3"),
     # 0-255 pixels as they are (models that rescale themselves: MobileNetV3)
     "none": Preprocessing(mode="none"),
 }
@@ -137,19 +138,8 @@ FAMILY_MODES = {
     "senet": "torch",
     "dpn": "dpn",
     "igc": "igc",
+    "igc_v3": "igcv3",
 }
-
-# Evaluation transforms of published weights, where they are not
-# keras.applications' (crop 0.875, bilinear): (builder pattern, tag, crop_pct,
-# interpolation). A registry entry that carries ``crop_pct`` /
-# ``interpolation`` itself takes precedence.
-EVAL_TRANSFORMS = (
-    ("DPN*", "mx_in1k", 0.875, "bicubic"),
-    ("DPN68b", "ra_in1k", 0.95, "bicubic"),
-    ("DenseNet*", "tv_in1k", 0.875, "bicubic"),
-    ("DenseNet*", "ra_in1k", 0.875, "bicubic"),
-)
-
 
 def get_preprocessing(preprocessing):
     """Resolves ``preprocessing`` to a ``Preprocessing``.
@@ -255,13 +245,7 @@ def preprocessing_for(builder, weights="imagenet"):
     tag, entry = found
     mode = entry.preprocessing or "none"
     result = get_preprocessing(mode)
-    crop_pct, interpolation = 0.875, "bilinear"
-    for pattern, pattern_tag, crop, interp in EVAL_TRANSFORMS:
-        if fnmatch.fnmatchcase(builder, pattern) and tag == pattern_tag:
-            crop_pct, interpolation = crop, interp
-            break
-    crop_pct = getattr(entry, "crop_pct", None) or crop_pct
-    interpolation = getattr(entry, "interpolation", None) or interpolation
+    crop_pct, interpolation = entry.crop_pct, entry.interpolation
     return result.replace(crop_pct=crop_pct, interpolation=interpolation)
 
 
@@ -528,6 +512,47 @@ def center_crop(image, size, crop_pct=0.875, interpolation="bilinear"):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+def load_image(path, builder, weights="imagenet", image_size=None, normalize=True):
+    """Reads one image file the way ``builder``'s ``weights`` were evaluated.
+
+    Decodes ``path`` (JPEG, PNG, BMP, GIF), resizes the shorter side to
+    ``image_size / crop_pct`` with the weights' interpolation and
+    center-crops ``image_size`` (the weights' ``input_size`` by default), then
+    normalises with the weights' mean/std unless ``normalize=False`` (for a
+    model built with ``include_preprocessing=True``, which takes 0-255
+    pixels).
+
+    Returns:
+        float32 numpy array ``(image_size, image_size, 3)``.
+
+    Example:
+        >>> x = kerasnets.data.load_image("cat.jpg", "DPN68")  # 0.875, bicubic
+        >>> model.predict(x[None])
+    """
+    import tensorflow as tf
+
+    prep = preprocessing_for(builder, weights)
+    if image_size is None:
+        found = None
+        if not (isinstance(weights, str) and os.path.exists(weights)):
+            found = _weights_entry(_builder_name(builder), weights or "imagenet")
+        image_size = found[1].input_size if found else 224
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"No such image file: {path}")
+    try:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3,
+                                   expand_animations=False)
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
+        raise ValueError(
+            f"{path} is not a readable image (JPEG, PNG, BMP or GIF expected)."
+        ) from error
+    image = center_crop(image, int(image_size), prep.crop_pct, prep.interpolation)
+    if normalize:
+        image = prep.normalize(image)
+    return np.asarray(image, dtype="float32")
+
+
 # ------------------------------------------------------------------ pipeline
 
 
@@ -749,6 +774,7 @@ __all__ = [
     "MODES",
     "Preprocessing",
     "center_crop",
+    "load_image",
     "folder_files",
     "get_preprocessing",
     "info",

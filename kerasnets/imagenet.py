@@ -20,6 +20,7 @@ import numpy as np
 
 NUM_CLASSES = 1000
 CLASS_INDEX_FILE = "resources/imagenet_class_index.json"
+SAMPLE_IMAGE_FILE = "resources/sample_cat.jpg"
 
 
 @functools.cache
@@ -40,6 +41,16 @@ def wordnet_ids():
     """The 1000 WordNet ids (``"n01440764"``...), in class order."""
     index = class_index()
     return [index[str(i)][0] for i in range(NUM_CLASSES)]
+
+
+def sample_image():
+    """Path of the bundled sample photo (a tabby cat, 451x300 JPEG; "Chelsea
+    the cat" by Stefan van der Walt, CC0, from scikit-image's data).
+
+        >>> image = kerasnets.data.load_image(kerasnets.imagenet.sample_image(),
+        ...                                   "MobileNetV2")
+    """
+    return str(resources.files("kerasnets").joinpath(SAMPLE_IMAGE_FILE))
 
 
 def decode_predictions(preds, top=5):
@@ -78,4 +89,4 @@ def decode_predictions(preds, top=5):
     return results
 
 
-__all__ = ["class_index", "class_names", "decode_predictions", "wordnet_ids"]
+__all__ = ["class_index", "class_names", "decode_predictions", "sample_image", "wordnet_ids"]

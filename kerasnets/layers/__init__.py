@@ -4,6 +4,7 @@ from kerasnets.layers.activations import hard_sigmoid, hard_swish
 from kerasnets.layers.channel_shuffle import ChannelShuffle
 from kerasnets.layers.channel_split import ChannelSplit
 from kerasnets.layers.group_conv import GroupConv2D
+from kerasnets.layers.image_normalization import ImageNormalization
 from kerasnets.layers.interleaved_group_conv import InterleavedGroupConv
 from kerasnets.layers.squeeze_excite import SEBlock
 
@@ -11,6 +12,7 @@ __all__ = [
     "ChannelShuffle",
     "ChannelSplit",
     "GroupConv2D",
+    "ImageNormalization",
     "InterleavedGroupConv",
     "SEBlock",
     "hard_sigmoid",

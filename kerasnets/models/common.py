@@ -5,7 +5,8 @@ Every builder does the same four things, in this order:
 1. ``check_arguments``: validate ``weights`` / ``include_top`` / ``classes`` /
    ``pooling`` / ``classifier_activation`` with keras.applications' messages;
 2. ``image_input``: resolve ``input_shape`` / ``input_tensor`` against the
-   family's default and minimum sizes;
+   family's default and minimum sizes; ``preprocessing_layer`` bakes the
+   weights' normalisation in when ``include_preprocessing=True``;
 3. build the feature extractor, then ``classifier_top`` (GAP + Dense) or the
    ``pooling`` of a headless model;
 4. ``finish_model``: wrap in a ``keras.Model`` and load ``weights`` (a tag of
@@ -164,6 +165,23 @@ def image_input(
     if not keras.backend.is_keras_tensor(input_tensor):
         return layers.Input(tensor=input_tensor, shape=input_shape)
     return input_tensor
+
+
+def preprocessing_layer(img_input, *, builder, weights, include_preprocessing):
+    """``img_input``, normalised in the model when ``include_preprocessing``.
+
+    The normalisation is that of ``weights`` (its registry entry; for None or
+    a path, the family's default weights), so the model takes RGB 0-255
+    pixels and needs no ``preprocess_input``.
+    """
+    if not include_preprocessing:
+        return img_input
+    from kerasnets.data import preprocessing_for
+    from kerasnets.layers import ImageNormalization
+
+    prep = preprocessing_for(builder, weights if isinstance(weights, str) else None)
+    return ImageNormalization(prep.mean, prep.std, bgr=prep.bgr,
+                              name="preprocessing")(img_input)
 
 
 def classifier_top(

@@ -50,6 +50,7 @@ from kerasnets.models.common import (
     classifier_top,
     finish_model,
     image_input,
+    preprocessing_layer,
 )
 from kerasnets.weights import WeightsEntry
 
@@ -135,6 +136,7 @@ def _register_weights():
                     "model.safetensors",
                     format="safetensors",
                     preprocessing="torch",
+                    interpolation="bicubic",
                     source="timm",
                     license="apache-2.0",
                     top1=top1,
@@ -300,6 +302,7 @@ def DenseNet(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet",
 ):
     """Instantiates an ImageNet-style DenseNet (Huang et al., CVPR 2017).
@@ -366,7 +369,9 @@ def DenseNet(
         weights=weights,
         require_flatten=True,
     )
-    x = imagenet_stem(img_input, init_features)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
+    x = imagenet_stem(x, init_features)
     x = dense_stages(
         x, blocks, growth_rate, bottleneck, compression, dropout_rate
     )
@@ -431,6 +436,7 @@ def DenseNet121(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet121",
 ):
     return _variant(
@@ -443,6 +449,7 @@ def DenseNet121(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -454,6 +461,7 @@ def DenseNet169(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet169",
 ):
     return _variant(
@@ -466,6 +474,7 @@ def DenseNet169(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -477,6 +486,7 @@ def DenseNet201(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet201",
 ):
     return _variant(
@@ -489,6 +499,7 @@ def DenseNet201(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -500,6 +511,7 @@ def DenseNet264(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet264",
 ):
     return _variant(
@@ -512,6 +524,7 @@ def DenseNet264(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -523,6 +536,7 @@ def DenseNet161(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="densenet161",
 ):
     return _variant(
@@ -535,6 +549,7 @@ def DenseNet161(
         pooling=pooling,
         classes=classes,
         classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing,
     )
 
 
@@ -605,6 +620,7 @@ def DenseNetCIFAR(
     input_shape=None,
     pooling=None,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates the CIFAR/SVHN DenseNet of Huang et al. (CVPR 2017).
@@ -685,13 +701,15 @@ def DenseNetCIFAR(
         weights=weights,
         require_flatten=True,
     )
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     x = layers.Conv2D(
         2 * growth_rate if is_bc else 16,
         3,
         padding="same",
         use_bias=False,
         name="conv1_conv",
-    )(img_input)
+    )(x)
     x = dense_stages(
         x, [num_layers] * 3, growth_rate, bottleneck, compression, dropout_rate
     )

@@ -49,6 +49,7 @@ from kerasnets.models.common import (
     finish_model,
     global_pool,
     image_input,
+    preprocessing_layer,
 )
 from kerasnets.weights import WeightsEntry
 
@@ -90,6 +91,7 @@ for _builder, _top1 in _MX_TOP1.items():
             url=_HUB.format(f"{_builder.lower()}.mx_in1k"),
             format="safetensors",
             preprocessing="dpn",
+            interpolation="bicubic",
             source="timm (authors' MXNet weights)",
             license="apache-2.0",
             top1=_top1,
@@ -103,6 +105,8 @@ weights_lib.register(
         url=_HUB.format("dpn68b.ra_in1k"),
         format="safetensors",
         preprocessing="torch",
+        crop_pct=0.95,
+        interpolation="bicubic",
         source="timm (RandAugment recipe)",
         license="apache-2.0",
         top1=79.2,
@@ -209,6 +213,7 @@ def DPN(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="dpn",
     builder="DPN",
 ):
@@ -259,8 +264,10 @@ def DPN(
     img_input = image_input(input_tensor, input_shape, default_size=224,
                             min_size=min_size, include_top=include_top,
                             weights=weights)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
 
-    x = stem(img_input, init_features, 3 if small else 7)
+    x = stem(x, init_features, 3 if small else 7)
     for stage, (base, depth, increment) in enumerate(zip(BASE_WIDTHS, k_sec, inc_sec)):
         for block in range(1, depth + 1):
             if block > 1:
@@ -304,6 +311,7 @@ def _variant(builder, params, macs, top1):
         classes=1000,
         classifier_activation="softmax",
         test_time_pool=False,
+        include_preprocessing=False,
         name=builder.lower(),
     ):
         return DPN(
@@ -316,6 +324,7 @@ def _variant(builder, params, macs, top1):
             pooling=pooling,
             classes=classes,
             classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
             name=name,
             builder=builder,
         )

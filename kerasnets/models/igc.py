@@ -111,6 +111,7 @@ from kerasnets.models.common import (
     classifier_top,
     finish_model,
     image_input,
+    preprocessing_layer,
 )
 from kerasnets.models.igc_v3 import IGCV3  # noqa: F401  (re-exported)
 from kerasnets.weights import WeightsEntry
@@ -247,6 +248,7 @@ def IGCV1(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="igcv1",
     builder="IGCV1",
 ):
@@ -278,7 +280,9 @@ def IGCV1(
     img_input = image_input(input_tensor, input_shape, default_size=224,
                             min_size=MIN_SIZE, include_top=include_top,
                             weights=weights)
-    x = stem(img_input, stem_filters)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
+    x = stem(x, stem_filters)
     for stage, (width, groups, depth) in enumerate(zip(widths, primary_groups, blocks), start=1):
         for block in range(1, depth + 1):
             strides = 2 if (block == 1 and stage > 1) else 1
@@ -298,6 +302,7 @@ def _variant(builder):
         pooling=None,
         classes=1000,
         classifier_activation="softmax",
+        include_preprocessing=False,
         name=builder.lower(),
     ):
         return IGCV1(
@@ -309,6 +314,7 @@ def _variant(builder):
             pooling=pooling,
             classes=classes,
             classifier_activation=classifier_activation,
+            include_preprocessing=include_preprocessing,
             name=name,
             builder=builder,
         )
@@ -368,6 +374,7 @@ def IGCV1CIFAR(
     input_shape=None,
     pooling=None,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates an IGC v1 CIFAR network (Zhang et al., ICCV 2017, section
@@ -408,8 +415,10 @@ def IGCV1CIFAR(
     _check_groups(builder, widths, (L, L, L))
     img_input = image_input(input_tensor, input_shape, default_size=32, min_size=8,
                             include_top=include_top, weights=weights)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     momentum = BN_MOMENTUM if residual else 0.99
-    x = conv_bn(img_input, width, 3, "g0", momentum=momentum)
+    x = conv_bn(x, width, 3, "g0", momentum=momentum)
     blocks = (depth - 2) // per_stage
     for stage, stage_width in enumerate(widths, start=1):
         for block in range(1, blocks + 1):
@@ -507,6 +516,7 @@ def IGCV2(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates an IGCV2 network (Xie et al., "IGCV2: Interleaved
@@ -543,7 +553,9 @@ def IGCV2(
                     classifier_activation=classifier_activation)
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
                             include_top=include_top, weights=weights)
-    x = conv_bn(img_input, int(stem_filters * alpha), 3, "stem", strides=2)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
+    x = conv_bn(x, int(stem_filters * alpha), 3, "stem", strides=2)
     for index, (filters, strides) in enumerate(units, start=1):
         x = igcv2_block(x, int(filters * alpha), group_size, f"block{index}", strides=strides)
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,

@@ -63,6 +63,7 @@ from kerasnets.models.common import (
     classifier_top,
     finish_model,
     image_input,
+    preprocessing_layer,
 )
 from kerasnets.weights import WeightsEntry
 from kerasnets.weights.mxnet import register_mxnet_converter
@@ -157,6 +158,7 @@ def IGCV3(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates IGCV3-D (Sun et al., "IGCV3: Interleaved Low-Rank Group
@@ -189,7 +191,9 @@ def IGCV3(
         raise ValueError(f"IGCV3: alpha must be positive; received alpha={alpha}.")
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
                             include_top=include_top, weights=weights)
-    x = conv_bn(img_input, even_width(FIRST_FILTERS, alpha), 3, "first_3x3_conv",
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
+    x = conv_bn(x, even_width(FIRST_FILTERS, alpha), 3, "first_3x3_conv",
                 strides=2, activation="relu6")
     for index, (t, c, n, s) in enumerate(SEQUENCES):
         filters = even_width(c, alpha)

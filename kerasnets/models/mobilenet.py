@@ -40,6 +40,7 @@ from kerasnets.models.common import (
     finish_model,
     global_pool,
     image_input,
+    preprocessing_layer,
     is_weights_path,
     tf_same_padding,
 )
@@ -301,6 +302,7 @@ def MobileNet(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates MobileNet v1 (Howard et al., 2017, arXiv:1704.04861).
@@ -360,6 +362,8 @@ def MobileNet(
         weights=weights,
         require_flatten=True,
     )
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     rows, cols = input_rows(
         input_shape, default_size=default_size, include_top=include_top
     )
@@ -378,7 +382,7 @@ def MobileNet(
         rows = pretrained_rows(rows, cols, RESOLUTIONS)
 
     x = conv_bn(
-        img_input, int(STEM_FILTERS * alpha), "conv1", kernel_size=3, strides=2
+        x, int(STEM_FILTERS * alpha), "conv1", kernel_size=3, strides=2
     )
     for block_id, (filters, strides) in enumerate(BLOCKS, start=1):
         x = depthwise_separable_block(

@@ -34,6 +34,7 @@ from kerasnets.models.common import (
     classifier_top,
     finish_model,
     image_input,
+    preprocessing_layer,
     make_divisible,
 )
 from kerasnets.models.mobilenet import (
@@ -153,6 +154,7 @@ def MobileNetV2(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates MobileNet v2 (Sandler et al., 2018, arXiv:1801.04381).
@@ -215,6 +217,8 @@ def MobileNetV2(
         weights=weights,
         require_flatten=True,
     )
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     rows, cols = input_rows(
         input_shape, default_size=default_size, include_top=include_top
     )
@@ -228,7 +232,7 @@ def MobileNetV2(
         rows = pretrained_rows(rows, cols, RESOLUTIONS)
 
     x = conv_bn(
-        img_input,
+        x,
         make_divisible(STEM_FILTERS * alpha, 8),
         "Conv1",
         kernel_size=3,

@@ -102,6 +102,7 @@ from kerasnets.models.common import (
     classifier_top,
     finish_model,
     image_input,
+    preprocessing_layer,
 )
 from kerasnets.weights import WeightsEntry
 
@@ -508,6 +509,7 @@ def SENet(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name="senet",
 ):
     """Instantiates a Squeeze-and-Excitation network (Hu et al., CVPR 2018).
@@ -588,7 +590,9 @@ def SENet(
         weights=weights,
         require_flatten=True,
     )
-    x = senet_stem(img_input, stem)
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
+    x = senet_stem(x, stem)
     for i, num_blocks in enumerate(depths):
         x = se_stage(
             x,
@@ -634,6 +638,7 @@ def SEResNet18(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnet18",
 ):
     return _variant("SEResNet18", **locals())
@@ -648,6 +653,7 @@ def SEResNet34(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnet34",
 ):
     return _variant("SEResNet34", **locals())
@@ -662,6 +668,7 @@ def SEResNet50(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnet50",
 ):
     return _variant("SEResNet50", **locals())
@@ -676,6 +683,7 @@ def SEResNet101(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnet101",
 ):
     return _variant("SEResNet101", **locals())
@@ -690,6 +698,7 @@ def SEResNet152(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnet152",
 ):
     return _variant("SEResNet152", **locals())
@@ -704,6 +713,7 @@ def SEResNeXt26_32x4d(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnext26_32x4d",
 ):
     return _variant("SEResNeXt26_32x4d", **locals())
@@ -718,6 +728,7 @@ def SEResNeXt50_32x4d(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnext50_32x4d",
 ):
     return _variant("SEResNeXt50_32x4d", **locals())
@@ -732,6 +743,7 @@ def SEResNeXt101_32x4d(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.0,
+    include_preprocessing=False,
     name="seresnext101_32x4d",
 ):
     return _variant("SEResNeXt101_32x4d", **locals())
@@ -746,6 +758,7 @@ def SENet154(
     classes=1000,
     classifier_activation="softmax",
     dropout_rate=0.2,
+    include_preprocessing=False,
     name="senet154",
 ):
     return _variant("SENet154", **locals())
@@ -992,6 +1005,7 @@ def SEInceptionV3(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates SE-Inception-v3: InceptionV3 with an SE block on the
@@ -1049,8 +1063,9 @@ def SEInceptionV3(
         weights=weights,
         require_flatten=True,
     )
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     names = _KerasNames()
-    x = img_input
     for step in INCEPTION_V3_STEM:
         x = _inception_step(x, step, names)
     split_index = 0
@@ -1091,6 +1106,7 @@ def SEMobileNet(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
+    include_preprocessing=False,
     name=None,
 ):
     """Instantiates SE-MobileNet: MobileNet v1 with an SE block after each
@@ -1143,8 +1159,10 @@ def SEMobileNet(
         weights=weights,
         require_flatten=True,
     )
+    x = preprocessing_layer(img_input, builder=builder, weights=weights,
+                            include_preprocessing=include_preprocessing)
     x = mobilenet.conv_bn(
-        img_input,
+        x,
         int(mobilenet.STEM_FILTERS * alpha),
         "conv1",
         kernel_size=3,

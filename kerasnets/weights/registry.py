@@ -21,7 +21,11 @@ class WeightsEntry:
         format: "keras_h5" (legacy keras.applications, loaded by topology),
             "safetensors" or "pth" (timm layout, converted on load).
         source: who publishes it; top1: the source's reported accuracy.
-        preprocessing: mode understood by ``kerasnets.imagenet``.
+        preprocessing: normalisation mode (``kerasnets.data.MODES``).
+        crop_pct, interpolation: the source's evaluation transform (resize
+            the shorter side to ``input_size / crop_pct`` with
+            ``interpolation``, center-crop ``input_size``); keras.applications'
+            0.875 and bilinear unless the source says otherwise.
     """
 
     url: str
@@ -32,6 +36,8 @@ class WeightsEntry:
     classes: int = 1000
     input_size: int = 224
     preprocessing: str = "torch"
+    crop_pct: float = 0.875
+    interpolation: str = "bilinear"
     source: str = ""
     license: str = ""
     top1: Optional[float] = None
