@@ -70,34 +70,66 @@ Checked against real MXNet: the authors' residual CIFAR symbol, run in MXNet
 that file (tests/weights/test_mxnet.py).
 
 IGC v2 (``IGCV2``, ``igcv2_block``): an interleaved structured sparse
-convolution W = P_L W_L ... P_1 W_1 generalises IGC to more than two
+convolution W = P_L W_L ... P_2 W_2 P_1 W_1 generalises IGC to more than two
 structured sparse kernels: W_1 a channel-wise 3x3 convolution, W_2..W_L
-1x1 group convolutions with K channels a group, permutations between them;
+1x1 group convolutions with K_l channels a group, permutations between them;
 complementary condition: each output channel reaches each input channel
-(through exactly one path when K_2 ... K_L = C); balance condition: equal K
-(K_1 = 1 for the channel-wise W_1). The paper's ImageNet networks replace
-MobileNet v1's depthwise-separable units by such blocks and compare with
-MobileNet v1 at equal width: IGCV2-1.0 564 M MACs, top-1 70.7 (MobileNet v1
-1.0: 569 M, 70.6); on CIFAR-100 22.95 % error with 0.65 M parameters.
+(through exactly one path when K_2 ... K_L = C); balance condition: equal
+K_l. The paper's ImageNet networks IGCV2-1.0 / 0.5 / 0.25 are compared with
+MobileNet v1 1.0 / 0.5 / 0.25.
 
-Sources for IGC v2: the paper (arXiv:1804.06202) as far as reachable with
-the search tool: its abstract (arXiv-vanity and vdocuments.us copies), the
-complementary / balance conditions and results as summarised in paper notes
-in public GitHub repositories, the ShuffleNet v2 paper's comparison table
-(IGCV2-1.0: 564 MFLOPs, 29.3 % top-1 error), and the authors' IGCV3 README
-(github.com/homles11/IGCV3: IGCV2 uses a depth-wise 3x3 convolution in place
-of IGC's primary group convolution, then a series of point-wise group
-convolutions). No IGCV2 code or weights from the authors were found, and
-the per-layer widths and K of the paper's IGCV2-1.0 / 0.5 / 0.25 were not
-reachable: ``IGCV2`` builds the block exactly and the MobileNet v1
-macro-layout with a free ``group_size`` K; its counts are its own, not the
-paper's. Built (trainable, 1000 classes, MACs at 224):
+What the reachable sources state (the paper's own text beyond its abstract,
+and its ImageNet architecture table, were not reachable; no code or weights
+from the authors exist for IGCV2):
 
-| IGCV2(alpha, group_size) | params    | MACs  |
-|--------------------------|-----------|-------|
-| (1.0, 8)                 | 1,231,976 | 85 M  |
-| (0.5, 8)                 | 610,856   | 40 M  |
-| (0.25, 8)                | 304,264   | 18 M  |
+- arXiv:1804.06202 abstract (arxiv.org, paperswithcode, vdocuments.us copy):
+  the block and the two conditions;
+- ImageNet complexity and top-1 error of the three paper networks, as
+  transcribed in the ShuffleNet V2 paper's comparison table (Ma et al.,
+  ECCV 2018, arXiv:1807.11164, Table 8, "FLOPs" = multiply-adds, MobileNet v1
+  1.0 = 569 M there): IGCV2-1.0 564 M, 29.3 % (top-1 70.7); IGCV2-0.5 156 M,
+  34.5 %; IGCV2-0.25 46 M, 45.1 %;
+- paper notes hosted on GitHub (found by full-text search, repositories
+  not named by the index): top-1 70.7 vs MobileNet v1 70.6, CIFAR-100
+  22.95 % error with 0.65 M parameters (no CIFAR layout given); "the
+  structure of IGCV2 is from MobileNet_V1";
+- the authors' IGCV3 README (github.com/homles11/IGCV3): IGCV2 = a
+  depth-wise 3x3 in place of IGC's primary group convolution, then a series
+  of point-wise group convolutions. The parameter count of the paper's
+  ImageNet networks was found in none of them.
+
+``IGCV2`` therefore builds a reconstruction, not a transcription: MobileNet
+v1's macro layout (3x3/2 stem with 32 channels, 13 units with MobileNet's
+strides, global average pooling, FC), every unit an IGCV2 block with L = 3
+(channel-wise 3x3, then a 1x1 group convolution with K_2 = K = 4 channels a
+group, permutation, then a 1x1 group convolution with K_3 = C / K channels
+a group, i.e. K groups; K_2 K_3 = C), BN + ReLU after the block, unit widths
+1.75 x MobileNet's (112, 224, 448, 896, 1792) and the width multiplier
+``alpha`` scaling everything as in MobileNet. The free choices (K, the
+width factor) are the ones that reproduce all three published complexities
+with one base network; balanced chains (K_2 = K_3 = sqrt(C), or the
+shortest chain with K = 8) widened to 564 M at alpha 1 give about 210-270 M
+at 0.5 and 80-120 M at 0.25 instead of 156 / 46 M. Built (trainable, 1000
+classes; MACs at 224 by ``kerasnets.utils.count_macs``: convolutions and
+FC, no BN, as the 569 M of MobileNet v1; paper top-1 = 100 - the error):
+
+| IGCV2(alpha)  | unit widths, stem      | params    | MACs    | paper MACs | paper top-1 |
+|---------------|------------------------|-----------|---------|------------|-------------|
+| 1.0 (default) | 112 ... 1792, 32       | 4,872,760 | 570.7 M | 564 M      | 70.7        |
+| 0.5           | 56 ... 896, 16         | 1,702,272 | 157.5 M | 156 M      | 65.5        |
+| 0.25          | 28 ... 448, 8          | 667,984   | 46.8 M  | 46 M       | 54.9        |
+
+(MACs +1.2 / +1.0 / +1.7 % over the paper's: the widths are 1.75 x
+MobileNet's rather than the exact 1.74 x fit. Same counting convention as
+the paper's MobileNet v1 figure: ``count_macs(MobileNet())`` = 568.7 M vs
+569 M.)
+
+Uncertain (not in any reachable source): the per-unit widths, K, the number
+of group convolutions a block, the BN/ReLU placement inside the block, and
+so the parameter counts above. ``group_size``, ``group_convs``, ``units``
+and ``stem_filters`` change them; ``IGCV2(group_size=8,
+units=MOBILENET_UNITS, group_convs=None)`` is the earlier kerasnets network
+(MobileNet widths, shortest chain with K = 8: 1,231,976 parameters, 85 M).
 """
 
 import keras
@@ -439,30 +471,50 @@ def IGCV1CIFAR(
 
 # ---------------------------------------------------------------- IGC v2
 
-# MobileNet v1's layout, which IGCV2's ImageNet networks keep: (filters,
-# stride) of the 13 depthwise-separable units after the 3x3/2 32-ch stem.
+# MobileNet v1's layout: (filters, stride) of the 13 depthwise-separable
+# units after the 3x3/2 32-channel stem.
 MOBILENET_UNITS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
                    (512, 1), (512, 1), (512, 1), (512, 1), (512, 1), (1024, 2),
                    (1024, 1))
 
+# The default IGCV2 network (module notes): MobileNet v1's units, 1.75 x wider.
+IGCV2_UNITS = tuple((filters * 7 // 4, strides) for filters, strides in MOBILENET_UNITS)
 
-def igcv2_groups(in_channels, filters, group_size, max_convs=6):
+
+def igcv2_groups(in_channels, filters, group_size, max_convs=6, convs=None):
     """Groups of the chain of 1x1 group convolutions that follows the
-    channel-wise 3x3 in an IGCV2 block: each has ``group_size`` (K) input
-    channels a group, and a channel shuffle with that many groups follows each
-    but the last. The chain is the shortest one meeting the complementary
-    condition (every output channel reached from every input channel, by
-    exactly one path when K^(L-1) = C), found by composing the connectivity
-    of the structured sparse kernels."""
+    channel-wise 3x3 in an IGCV2 block (a channel shuffle with the groups of
+    each convolution follows it, but the last).
+
+    ``convs=None``: every convolution has ``group_size`` (K) input channels
+    a group, and the chain is the shortest one meeting the complementary
+    condition (L - 1 = log_K C convolutions when K^(L-1) = C).
+    ``convs=n``: n convolutions, the first n - 1 with K channels a group and
+    the last with C / K^(n-1) (C = ``filters``), so that K_2 ... K_L = C.
+
+    The complementary condition (every output channel reached from every
+    input channel, by exactly one path when the K multiply to C) is checked
+    by composing the connectivity of the structured sparse kernels."""
     import numpy as np
 
     from kerasnets.layers.interleaved_group_conv import shuffle_indices
 
+    if convs is not None:
+        product = group_size ** (convs - 1) if convs >= 1 else 0
+        if not product or filters % product:
+            raise ValueError(
+                f"IGCV2: group size K={group_size} does not split {in_channels} -> "
+                f"{filters} channels into {convs} group convolutions with "
+                f"K_2 ... K_L = {filters}."
+            )
+        sizes = [group_size] * (convs - 1) + [filters // product]
+    else:
+        sizes = [group_size] * max_convs
     reach = np.eye(in_channels, dtype=bool)  # channel -> input channels it sees
     groups_list = []
     channels = in_channels
-    while len(groups_list) < max_convs:
-        size = min(group_size, channels)
+    while len(groups_list) < len(sizes):
+        size = min(sizes[len(groups_list)], channels)
         if channels % size or filters % (channels // size):
             raise ValueError(
                 f"IGCV2: group size K={group_size} does not split {channels} -> "
@@ -474,27 +526,27 @@ def igcv2_groups(in_channels, filters, group_size, max_convs=6):
         for g in range(groups):
             out[g * per_out:(g + 1) * per_out] = reach[g * size:(g + 1) * size].any(axis=0)
         groups_list.append(groups)
-        if out.all():
+        if out.all() and (convs is None or len(groups_list) == convs):
             return groups_list
         reach = out[shuffle_indices(filters, groups)]
         channels = filters
     raise ValueError(
-        f"IGCV2: {max_convs} group convolutions with K={group_size} do not connect "
-        f"all {in_channels} input channels to every output."
+        f"IGCV2: {len(groups_list)} group convolutions with K={group_size} do not "
+        f"connect all {in_channels} input channels to every output."
     )
 
 
-def igcv2_block(x, filters, group_size, name, strides=1):
+def igcv2_block(x, filters, group_size, name, strides=1, convs=None):
     """Interleaved structured sparse convolution (IGCV2, Xie et al. 2018,
     Eq. 5): W_L P_{L-1} ... P_2 W_2 P_1 W_1 with W_1 a channel-wise 3x3
-    convolution and W_2..W_L 1x1 group convolutions of ``group_size``
-    channels a group (``igcv2_groups``), then BN + ReLU (as IGC: no
+    convolution and W_2..W_L 1x1 group convolutions (``igcv2_groups``:
+    ``group_size`` = K, ``convs`` = L - 1), then BN + ReLU (as IGC: no
     normalisation between the structured sparse kernels)."""
     if strides > 1:
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     x = layers.DepthwiseConv2D(3, strides=strides, padding="valid" if strides > 1 else "same",
                                use_bias=False, name=f"{name}_dw")(x)
-    chain = igcv2_groups(x.shape[-1], filters, group_size)
+    chain = igcv2_groups(x.shape[-1], filters, group_size, convs=convs)
     for index, groups in enumerate(chain, start=1):
         conv = GroupConv2D if groups > 1 else layers.Conv2D
         x = conv(filters, 1, groups=groups, use_bias=False, name=f"{name}_gconv{index}")(x)
@@ -506,9 +558,10 @@ def igcv2_block(x, filters, group_size, name, strides=1):
 
 def IGCV2(
     alpha=1.0,
-    group_size=8,
-    units=MOBILENET_UNITS,
+    group_size=4,
+    units=IGCV2_UNITS,
     stem_filters=32,
+    group_convs=2,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -519,33 +572,40 @@ def IGCV2(
     include_preprocessing=False,
     name=None,
 ):
-    """Instantiates an IGCV2 network (Xie et al., "IGCV2: Interleaved
-    Structured Sparse Convolutional Neural Networks", CVPR 2018,
-    arXiv:1804.06202).
+    """Instantiates an IGCV2 ImageNet network (Xie et al., "IGCV2:
+    Interleaved Structured Sparse Convolutional Neural Networks", CVPR 2018,
+    arXiv:1804.06202): MobileNet v1's layout with every depthwise-separable
+    unit replaced by an interleaved structured sparse convolution.
 
-    IGCV2 replaces each depthwise-separable unit of MobileNet v1 (the
-    ImageNet baseline of the paper) by an interleaved structured sparse
-    convolution: channel-wise 3x3, then a chain of 1x1 group convolutions
-    with K (``group_size``) channels a group and permutations between them,
-    long enough for the complementary condition (L - 1 = log_K C convs when
-    K^(L-1) = C; the balance condition of the paper picks K = C^(1/(L-1))).
+    Defaults: the reconstruction of the paper's IGCV2-1.0 described in the
+    module notes (the paper's architecture table was not reachable): units
+    of 112, 224, 448, 896, 1792 channels (1.75 x MobileNet v1's, MobileNet's
+    strides), stem 32; each unit channel-wise 3x3 (stride s) -> 1x1 group
+    conv with K = 4 channels a group -> permutation -> 1x1 group conv with
+    4 groups (C / 4 channels a group) -> BN -> ReLU. 4,872,760 trainable
+    parameters, 570.7 M MACs at 224 (paper: 564 M, top-1 70.7); alpha 0.5 /
+    0.25 give 157.5 M / 46.8 M (paper IGCV2-0.5 / 0.25: 156 / 46 M).
 
     Args:
-        alpha: width multiplier of the stem and units.
-        group_size: K, channels per group of the 1x1 group convolutions.
-        units: (filters, stride) per block; default MobileNet v1's 13.
+        alpha: width multiplier of the stem and units (the paper's
+            IGCV2-1.0 / 0.5 / 0.25; 0.75 builds too). The widths it gives
+            must split into the groups above, else a ValueError names them.
+        group_size: K, input channels a group of the 1x1 group convolutions
+            (all but the last when ``group_convs`` is set).
+        units: (filters, stride) per block; ``MOBILENET_UNITS`` gives
+            MobileNet v1's widths.
         stem_filters: channels of the 3x3/2 stem convolution.
+        group_convs: 1x1 group convolutions a block (L - 1): the last has
+            C / K^(L-2) channels a group so that the K multiply to C; None:
+            the shortest chain of K-channel groups meeting the complementary
+            condition.
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, name: as in keras.applications (no pretrained
-            IGCV2 weights are published; ``weights`` is None or a path).
+        classifier_activation, include_preprocessing, name: as in
+            keras.applications (no pretrained IGCV2 weights are published;
+            ``weights`` is None or a path to Keras weights).
 
-    Not established: the exact widths and K of the paper's IGCV2-1.0 / 0.5 /
-    0.25 ImageNet models (IGCV2-1.0: 564 M MACs, top-1 70.7) and of its
-    CIFAR IGCV2* networks were not
-    reachable in the sources available when this was written (see the module
-    notes); this builder's defaults follow the MobileNet v1 layout and build
-    the counts listed there (1,231,976 parameters at alpha 1.0, K 8), not
-    the paper's.
+    Returns:
+        A ``keras.Model``.
     """
     builder = "IGCV2"
     check_arguments(builder, weights=weights, include_top=include_top,
@@ -557,7 +617,8 @@ def IGCV2(
                             include_preprocessing=include_preprocessing)
     x = conv_bn(x, int(stem_filters * alpha), 3, "stem", strides=2)
     for index, (filters, strides) in enumerate(units, start=1):
-        x = igcv2_block(x, int(filters * alpha), group_size, f"block{index}", strides=strides)
+        x = igcv2_block(x, int(filters * alpha), group_size, f"block{index}", strides=strides,
+                        convs=group_convs)
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation)
     name = name or f"igcv2_{float(alpha):g}_k{group_size}"

@@ -189,13 +189,18 @@ def test_training_lowers_the_loss_through_the_fast_grouped_path(monkeypatch):
 # ----------------------------------------------------------------- IGC v2
 
 
-@pytest.mark.parametrize("in_channels, filters, k", [(64, 64, 8), (64, 64, 4), (32, 64, 8), (16, 16, 16)])
-def test_igcv2_block_meets_the_complementary_condition(in_channels, filters, k):
+@pytest.mark.parametrize("in_channels, filters, k, convs", [
+    (64, 64, 8, None), (64, 64, 4, None), (32, 64, 8, None), (16, 16, 16, None),
+    (64, 64, 4, 2), (32, 112, 4, 2), (112, 224, 4, 2), (16, 16, 4, 3),
+])
+def test_igcv2_block_meets_the_complementary_condition(in_channels, filters, k, convs):
     """All-ones kernels, a one-hot input at the centre pixel: the centre output
     counts the paths from each input channel to each output channel."""
     inputs = keras.Input((3, 3, in_channels))
-    full = keras.Model(inputs, igc.igcv2_block(inputs, filters, k, "b"))
-    chain = igc.igcv2_groups(in_channels, filters, k)
+    full = keras.Model(inputs, igc.igcv2_block(inputs, filters, k, "b", convs=convs))
+    chain = igc.igcv2_groups(in_channels, filters, k, convs=convs)
+    if convs:
+        assert len(chain) == convs
     graph = keras.Model(inputs, full.get_layer(f"b_gconv{len(chain)}").output)  # before BN
     for variable in graph.weights:
         variable.assign(np.ones(variable.shape, "float32"))
@@ -203,20 +208,79 @@ def test_igcv2_block_meets_the_complementary_condition(in_channels, filters, k):
     probe[np.arange(in_channels), 1, 1, np.arange(in_channels)] = 1.0
     paths = graph.predict(probe, verbose=0)[:, 1, 1, :]  # (input channel, output channel)
     assert (paths > 0).all()  # every output sees every input
-    if in_channels == filters and k ** len(chain) == filters:
+    sizes = [(in_channels if i == 0 else filters) // g for i, g in enumerate(chain)]  # K_2..K_L
+    if in_channels == filters and np.prod(sizes) == filters:
         np.testing.assert_array_equal(paths, 1.0)  # exactly one path
-    convs = [l for l in graph.layers if l.name.startswith("b_gconv")]
-    assert len(convs) == len(chain)
-    assert sum(l.count_params() for l in convs) == sum(
-        (in_channels if i == 0 else filters) // g * filters for i, g in enumerate(chain))
+    convs_ = [l for l in graph.layers if l.name.startswith("b_gconv")]
+    assert len(convs_) == len(chain)
+    assert sum(l.count_params() for l in convs_) == sum(size * filters for size in sizes)
+
+
+IGCV2_PAPER = {  # alpha: trainable parameters built; the paper's MACs (ShuffleNet V2, Table 8)
+    1.0: (4_872_760, 564e6),
+    0.5: (1_702_272, 156e6),
+    0.25: (667_984, 46e6),
+}
+
+
+@pytest.mark.parametrize("alpha", sorted(IGCV2_PAPER))
+def test_igcv2_counts_against_the_paper(alpha):
+    """The reconstruction of IGCV2-1.0 / 0.5 / 0.25 (module notes): its own
+    parameter count, and MACs within 2 % of the paper's 564 / 156 / 46 M
+    (counted as the paper's 569 M of MobileNet v1: convolutions and FC)."""
+    from kerasnets.utils import count_macs
+
+    params, paper_macs = IGCV2_PAPER[alpha]
+    model = kerasnets.IGCV2(alpha=alpha, input_shape=(224, 224, 3))
+    assert trainable(model) == params
+    macs = count_macs(model)
+    print(f"IGCV2 alpha {alpha}: {trainable(model):,} parameters, {macs / 1e6:.1f} M MACs "
+          f"(paper {paper_macs / 1e6:.0f} M)")
+    assert abs(macs - paper_macs) <= 0.02 * paper_macs
+
+
+def test_igcv2_block_structure():
+    """Default network: stem 3x3/2 32-ch, MobileNet v1's 13 units 1.75 x wider,
+    each channel-wise 3x3 (MobileNet's stride) -> 1x1 group conv with 4
+    channels a group -> shuffle -> 1x1 group conv with 4 groups -> BN -> ReLU."""
+    model = kerasnets.IGCV2()
+    assert model.get_layer("stem_conv").filters == 32
+    assert model.get_layer("stem_conv").strides == (2, 2)
+    assert igc.IGCV2_UNITS == tuple((c * 7 // 4, s) for c, s in igc.MOBILENET_UNITS)
+    assert [c for c, _ in igc.IGCV2_UNITS] == [112, 224, 224, 448, 448] + [896] * 6 + [1792] * 2
+    in_channels = 32
+    for index, (filters, strides) in enumerate(igc.IGCV2_UNITS, start=1):
+        name = f"block{index}"
+        dw = model.get_layer(f"{name}_dw")
+        assert isinstance(dw, keras.layers.DepthwiseConv2D)
+        assert dw.kernel_size == (3, 3) and dw.strides == (strides, strides) and not dw.use_bias
+        first, second = model.get_layer(f"{name}_gconv1"), model.get_layer(f"{name}_gconv2")
+        assert first.kernel_size == second.kernel_size == (1, 1)
+        assert first.filters == second.filters == filters
+        assert first.groups == in_channels // 4  # K_2 = 4 channels a group
+        assert second.groups == 4  # K_3 = C / 4 channels a group
+        assert model.get_layer(f"{name}_shuffle1").groups == first.groups
+        with pytest.raises(ValueError):
+            model.get_layer(f"{name}_gconv3")
+        assert model.get_layer(f"{name}_bn").epsilon == pytest.approx(2e-5)
+        in_channels = filters
+    assert model.get_layer("predictions").units == 1000
+    assert model.output_shape == (None, 1000)
 
 
 def test_igcv2_builds_and_refuses_bad_group_sizes():
     model = kerasnets.IGCV2(alpha=0.25, input_shape=(64, 64, 3), classes=10)
     assert model.predict(random_images(1, 64), verbose=0).shape == (1, 10)
-    assert trainable(kerasnets.IGCV2()) == 1_231_976
+    headless = kerasnets.IGCV2(alpha=0.5, include_top=False, pooling="avg",
+                               input_shape=(96, 96, 3))
+    assert headless.output_shape == (None, 896)
+    # The earlier kerasnets layout (MobileNet widths, shortest chains with K = 8).
+    legacy = kerasnets.IGCV2(group_size=8, units=igc.MOBILENET_UNITS, group_convs=None)
+    assert trainable(legacy) == 1_231_976
     with pytest.raises(ValueError, match="group size K=6"):
         kerasnets.IGCV2(group_size=6)
+    with pytest.raises(ValueError, match="group size K=6"):
+        kerasnets.IGCV2(group_size=6, group_convs=None)
 
 
 # ----------------------------------------------------------------- IGC v3
