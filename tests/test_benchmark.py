@@ -1,0 +1,166 @@
+"""kerasnets.benchmark, `kerasnets benchmark`, and tools/bench_vs_timm.py.
+
+Speed targets are benchmarks, not tests: nothing here asserts how fast
+anything is, only that the benchmarks run and report what they promise.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+import kerasnets
+from kerasnets import benchmark, cli
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(model_kwargs={"alpha": 0.25}, batch_size=2, image_size=32, steps=2, warmup=1)
+TINY_ARGS = ["--model", "MobileNet", "--model-arg", "alpha=0.25", "--batch-size", "2",
+             "--image-size", "32", "--steps", "2", "--warmup", "1"]
+FIELDS = {f.name for f in dataclasses.fields(benchmark.BenchmarkResult)}
+MOBILENET_025_PARAMS = 475_544  # keras total, shared/REFERENCE.md section 1
+
+
+def check_result(r, mode, precision="float32", jit_compile=False):
+    assert set(r) == FIELDS
+    assert (r["model"], r["mode"], r["batch_size"], r["image_size"], r["steps"],
+            r["warmup"]) == ("MobileNet", mode, 2, 32, 2, 1)
+    assert r["precision"] == precision
+    assert r["jit_compile"] is jit_compile
+    assert r["device"] in ("cpu", "gpu") and r["device_name"]
+    assert r["params"] == MOBILENET_025_PARAMS
+    assert r["images_per_second"] > 0 and math.isfinite(r["images_per_second"])
+    assert len(r["latencies_ms"]) == 2 and all(v > 0 for v in r["latencies_ms"])
+    assert 0 < r["latency_p50_ms"] <= r["latency_p95_ms"]
+    assert min(r["latencies_ms"]) <= r["latency_mean_ms"] <= max(r["latencies_ms"])
+    assert r["first_step_seconds"] > 0 and r["build_seconds"] > 0
+    assert r["memory_source"]
+    if sys.platform.startswith("linux") or r["device"] == "gpu":
+        assert isinstance(r["peak_memory_bytes"], int) and r["peak_memory_bytes"] >= 0
+    assert r["tensorflow_version"] and r["keras_version"] == keras.__version__
+
+
+@pytest.mark.parametrize("mode", ["infer", "train"])
+def test_benchmark_function(mode):
+    result = benchmark.benchmark("MobileNet", mode, **TINY)
+    assert isinstance(result, benchmark.BenchmarkResult)
+    check_result(result.as_dict(), mode)
+    assert result.summary().startswith(f"MobileNet {mode} batch 2 at 32 px, float32")
+
+
+def test_benchmark_mixed_precision_train_restores_policy():
+    result = benchmark.benchmark(kerasnets.MobileNet, "train", mixed_precision=True, **TINY)
+    expected = "mixed_float16" if result.device == "gpu" else "mixed_bfloat16"
+    check_result(result.as_dict(), "train", precision=expected)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_benchmark_jit_compile_infer():
+    if benchmark.device_info()[0] == "cpu":
+        with pytest.warns(UserWarning, match="jit_compile on a CPU"):
+            result = benchmark.benchmark("MobileNet", "infer", jit_compile=True, **TINY)
+    else:
+        result = benchmark.benchmark("MobileNet", "infer", jit_compile=True, **TINY)
+    check_result(result.as_dict(), "infer", jit_compile=True)
+
+
+def test_benchmark_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="mode"):
+        benchmark.benchmark("MobileNet", "predict")
+    with pytest.raises(ValueError, match="steps"):
+        benchmark.benchmark("MobileNet", "infer", steps=0)
+    with pytest.raises(ValueError, match="Unknown model"):
+        benchmark.benchmark("NoSuchNet")
+    with pytest.raises(ValueError, match="mixed_precision"):
+        benchmark.benchmark("MobileNet", mixed_precision="float64", **TINY)
+
+
+def test_format_bytes():
+    assert benchmark.format_bytes(None) == "-"
+    assert benchmark.format_bytes(512) == "512 B"
+    assert benchmark.format_bytes(3 * 2**20) == "3.0 MiB"
+    assert benchmark.format_bytes(5 * 2**30) == "5.00 GiB"
+
+
+def test_cli_benchmark_table(capsys):
+    code = cli.main(["benchmark", "--mode", "train", *TINY_ARGS])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "MobileNet, alpha=0.25: train, batch 2, 32 px, float32" in out
+    for column in ("device", "images/s", "latency p50", "latency p95", "peak memory",
+                   "first step", "2 (+1 warm-up)"):
+        assert column in out, out
+    assert "memory: " in out and "TF " in out
+
+
+def test_cli_benchmark_json(capsys):
+    code = cli.main(["benchmark", "--mode", "infer", "--json", *TINY_ARGS])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    check_result(json.loads(out), "infer")
+
+
+def test_cli_benchmark_errors(capsys):
+    for argv, needle in (
+        (["--model", "DenseNet"], "generic builder"),
+        (["--model", "MobileNet", "--model-arg", "alpha"], "NAME=VALUE"),
+        (["--model", "MobileNet", "--steps", "0"], "steps"),
+    ):
+        code = cli.main(["benchmark", *argv])
+        _, err = capsys.readouterr()
+        assert code == 1
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("kerasnets: error: "), err
+        assert needle in lines[0]
+
+
+def _load_bench_vs_timm():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_vs_timm", os.path.join(ROOT, "tools", "bench_vs_timm.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_vs_timm_covers_every_family(timm):
+    tool = _load_bench_vs_timm()
+    families = {cli._family(getattr(kerasnets, name)) for name in tool.DEFAULT_MODELS}
+    assert families >= {"densenet", "mobilenet", "mobilenet_v2", "mobilenet_v3", "senet",
+                        "dpn"}
+    assert any(f.startswith("igc") for f in families)
+    for name, (peer, relation) in tool.PEERS.items():
+        assert callable(getattr(kerasnets, name)), name
+        assert timm.is_model(peer), peer
+        assert relation in ("same", "closest")
+    args = tool.parse_args(["--quick"])
+    assert (args.batch_size, args.image_size, args.repeats) == (2, 64, 1)
+    assert args.models == tool.DEFAULT_MODELS
+
+
+def test_bench_vs_timm_quick(timm):
+    done = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "bench_vs_timm.py"), "--quick",
+         "--models", "MobileNet", "--threads", "1"],  # 1: robust to a busy machine
+        cwd=ROOT, capture_output=True, text=True, timeout=420, check=False,
+        env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    assert out.startswith("Measured "), out
+    for needle in ("cores", "TF ", "torch ", "timm ", "1 intra-op threads",
+                   ("| model | timm model | mode | batch | size | kerasnets img/s | "
+                    "timm img/s | ratio |")):
+        assert needle in out, out
+    rows = [line for line in out.splitlines() if line.startswith("| MobileNet |")]
+    assert [row.split("|")[3].strip() for row in rows] == ["infer", "train"], out
+    for row in rows:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "mobilenetv1_100" and cells[3:5] == ["2", "64"], row
+        kerasnets_rate, timm_rate, ratio = (float(c) for c in cells[5:8])
+        assert kerasnets_rate > 0 and timm_rate > 0 and ratio > 0
