@@ -195,9 +195,10 @@ def count_macs(model, input_shape=None, batch_norm=False, elementwise=False,
     Args:
         model: a built functional or Sequential Keras model (nested models
             are counted too).
-        input_shape: (height, width, channels) to count at, for a model
-            built without a fixed size (``input_shape=(None, None, 3)``) or
-            to count at another size; the layers are re-used, not copied.
+        input_shape: (height, width, channels) to count at another size
+            (the layers are re-used, not copied). A model built without a
+            fixed size (``input_shape=(None, None, 3)``, as MobileNetV3 and
+            every headless model by default) is counted at 224x224.
         batch_norm: also count one MAC per BatchNormalization output element
             (inference BN is a per-channel scale and shift).
         elementwise: also count one operation per element of BatchNorm and
@@ -217,6 +218,9 @@ def count_macs(model, input_shape=None, batch_norm=False, elementwise=False,
         >>> count_macs(kerasnets.MobileNet(weights=None)) / 1e6
         568.740...
     """
+    if input_shape is None and not all(_known_shape(t.shape) for t in model.inputs):
+        channels = model.inputs[0].shape[-1] or 3
+        input_shape = (224, 224, channels)  # keras.applications' default size
     if input_shape is not None:
         model = _with_input_shape(model, input_shape)
     table = {} if per_layer else None

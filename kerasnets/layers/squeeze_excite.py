@@ -56,12 +56,15 @@ class SEBlock(keras.layers.Layer):
         self.reduce.build((None, 1, 1, channels))
         self.expand.build((None, 1, 1, squeeze))
 
-    def call(self, inputs):
+    def gate(self, inputs):
+        """The per-channel gates, shape ``(batch, 1, 1, channels)``: what
+        ``call`` multiplies ``inputs`` by (the excitation of the paper's
+        Fig. 6)."""
         context = ops.mean(inputs, axis=(1, 2), keepdims=True)
-        gate = self.gate_activation(
-            self.expand(self.activation(self.reduce(context)))
-        )
-        return inputs * gate
+        return self.gate_activation(self.expand(self.activation(self.reduce(context))))
+
+    def call(self, inputs):
+        return inputs * self.gate(inputs)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -351,6 +351,7 @@ def _variant(builder):
             builder=builder,
         )
 
+    build.__name__ = build.__qualname__ = builder
     return build
 
 
@@ -374,16 +375,9 @@ def _doc(builder, params, macs, top1):
     )
 
 
-def IGC_L4M32(**kwargs):
-    return _variant("IGC_L4M32")(**kwargs)
-
-
-def IGC_L16M16(**kwargs):
-    return _variant("IGC_L16M16")(**kwargs)
-
-
-def IGC_L100M2(**kwargs):
-    return _variant("IGC_L100M2")(**kwargs)
+IGC_L4M32 = _variant("IGC_L4M32")
+IGC_L16M16 = _variant("IGC_L16M16")
+IGC_L100M2 = _variant("IGC_L100M2")
 
 
 IGC_L4M32.__doc__ = _doc("IGC_L4M32", "12,251,240", "1.945 G", 69.23)

@@ -133,6 +133,8 @@ def test_se_block_formula_and_options():
     assert w1.shape == (1, 1, 32, 4)
     z = np.maximum(x.mean(axis=(1, 2)) @ w1[0, 0] + b1, 0) @ w2[0, 0] + b2
     np.testing.assert_allclose(y, x * (1 / (1 + np.exp(-z)))[:, None, None, :], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(se.gate(x)), (1 / (1 + np.exp(-z)))[:, None, None, :],
+                               rtol=1e-5, atol=1e-6)
 
     se = SEBlock(squeeze_channels=6, gate_activation="hard_sigmoid", use_bias=False)
     se(x)
