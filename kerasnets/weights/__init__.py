@@ -47,7 +47,13 @@ def describe_tags(builder):
 
 
 def check_tag(builder, tag):
-    if tag not in _builder_tags(builder):
+    tags = _builder_tags(builder)
+    if not tags:
+        raise ValueError(
+            f"Unknown weights {tag!r} for {builder}: {describe_tags(builder)}. "
+            "Pass weights=None (random initialization) or the path to a weights file."
+        )
+    if tag not in tags:
         raise ValueError(
             f"Unknown weights {tag!r} for {builder}: expected None, a path to "
             f"a weights file, or a pretrained tag ({describe_tags(builder)})."
