@@ -385,6 +385,16 @@ def MobileNetV3(
     )
     tag = None if weights is None or is_weights_path(weights) else weights
     if tag is not None:
+        published = ((LARGE_BLOCKS, LARGE_LAST_POINT_CHANNELS) if model_type == "large"
+                     else (SMALL_BLOCKS, SMALL_LAST_POINT_CHANNELS))
+        if (tuple(blocks), last_point_ch) != published:
+            raise ValueError(
+                f"Unknown weights {tag!r} for MobileNetV3: MobileNetV3 has no "
+                "published pretrained weights for its own `blocks`/`last_point_ch` "
+                "(they exist for the MobileNetV3Large/MobileNetV3Small tables). "
+                "Pass weights=None (random initialization) or the path to a "
+                "weights file."
+            )
         _check_pretrained_config(builder, tag, model_type, alpha, minimalistic)
         rows, cols = img_input.shape[1:3]
         if rows is not None and cols is not None and (rows != cols or rows != 224):

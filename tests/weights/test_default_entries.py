@@ -299,11 +299,6 @@ def test_every_builder_has_imagenet_weights_or_says_none_are_published(home, mon
     assert {"DenseNet264", "IGCV2", "IGCV1CIFAR", "SEInceptionV3"} <= set(refused)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="MobileNetV3(blocks=<custom table>, weights='imagenet') takes the tags of "
-           "MobileNetV3Small/Large and fetches their file (kerasnets/models/mobilenet_v3.py): "
-           "it should refuse like the other generic builders")
 def test_generic_mobilenet_v3_refuses_imagenet(home, monkeypatch):
     monkeypatch.setattr(keras.utils, "get_file",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
