@@ -23,7 +23,7 @@ setup(
         "rich",
         "tensorflow-datasets",
         "matplotlib",
-        "keras-tuner>=1.4",
+        "keras-tuner[bayesian]>=1.4",
     ],
     extras_require={
         "export": ["onnx", "onnxruntime", "tf2onnx"],
