@@ -37,6 +37,13 @@ def _needs_custom_gradient():
         return True
 
 
+@functools.lru_cache(maxsize=None)
+def _cpu_only():
+    import tensorflow as tf
+
+    return not tf.config.list_logical_devices("GPU")
+
+
 def _grouped_gradients_by_group(x, kernel, dy, groups, forward):
     """Gradients of one dense convolution per group (TensorFlow's own dense
     gradients, dilation included): best when groups have many channels."""
@@ -148,7 +155,14 @@ class GroupConv2D(keras.layers.Conv2D):
                 data_format=data_format,
             )
 
-        if self.groups == 1 or not channels_last or not _needs_custom_gradient():
+        if self.groups == 1 or not channels_last:
+            return forward(inputs, kernel)
+        if not _needs_custom_gradient() and not (
+            inputs.dtype != tf.float32 and _cpu_only()
+        ):
+            # oneDNN or GPU kernels differentiate grouped convs; oneDNN's
+            # half-precision (bfloat16) ones only on CPUs with AVX-512, so
+            # those take the path below on every CPU.
             return forward(inputs, kernel)
         groups = self.groups
 

@@ -162,3 +162,24 @@ def test_layers_roundtrip_through_keras_file(tmp_path):
     assert restored.get_layer("shuffle").groups == 4
     assert restored.get_layer("se").get_config()["gate_activation"] == "hard_sigmoid"
     np.testing.assert_allclose(restored(sample), model(sample), rtol=1e-6, atol=1e-6)
+
+
+def test_group_conv_trains_in_bfloat16_on_cpu():
+    """Half-precision grouped gradients: oneDNN has them only with AVX-512, so
+    GroupConv2D computes them itself on other CPUs (mixed_bfloat16 training)."""
+    import tensorflow as tf
+
+    x = tf.random.normal((2, 9, 9, 8), seed=3)
+    reference = GroupConv2D(8, 3, groups=4, padding="same", strides=2)
+    reference.build(x.shape)
+    half = GroupConv2D(8, 3, groups=4, padding="same", strides=2, dtype="mixed_bfloat16")
+    half.build(x.shape)
+    half.set_weights(reference.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(reference(x) ** 2)
+        loss_half = tf.reduce_sum(tf.cast(half(x), tf.float32) ** 2)
+    for exact, approx in zip(tape.gradient(loss, [x, reference.kernel]),
+                             tape.gradient(loss_half, [x, half.kernel])):
+        error = tf.reduce_max(tf.abs(exact - tf.cast(approx, tf.float32)))
+        assert float(error / tf.reduce_max(tf.abs(exact))) < 3e-2
