@@ -1,0 +1,121 @@
+"""Writes the README's model gallery and docs/accuracy_vs_macs.png from the registry.
+
+The table (between the ``<!-- gallery:start -->`` / ``<!-- gallery:end -->``
+markers of README.md) has one row per named builder: trainable parameters and
+MACs at the default input size (kerasnets/resources/model_stats.json, made by
+tools/make_model_stats.py), the default weights' reported top-1, and every
+weights tag. The plot shows top-1 against MACs for the builders whose
+default weights report a top-1.
+
+    python tools/make_gallery.py [--check]
+
+``--check`` exits non-zero when README.md is not up to date.
+"""
+
+import argparse
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)  # this checkout's kerasnets
+README = os.path.join(ROOT, "README.md")
+PLOT = os.path.join(ROOT, "docs", "accuracy_vs_macs.png")
+START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
+
+
+def gallery_rows():
+    """[(family, name, params, macs, top1, tags, source, default tag)] for named builders."""
+    from kerasnets import cli, weights
+
+    stats = cli.model_stats()
+    rows = []
+    for name, builder in cli.builders().items():
+        if cli._is_generic(builder):
+            continue
+        found = cli._default_weights(name)
+        entry = found[1] if found else None
+        row = stats.get(name, {})
+        rows.append((cli._family(builder), name, row.get("params"), row.get("macs"),
+                     entry.top1 if entry else None, weights.available(name),
+                     entry.source if entry else "", found[0] if found else None))
+    return sorted(rows, key=lambda r: (r[0], r[3] or 0, r[1]))
+
+
+def markdown_table(rows):
+    from kerasnets.cli import _macs_text
+
+    lines = [
+        "| model | family | params | MACs | top-1 | weights tags (source of the default) |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for family, name, params, macs, top1, tags, source, default in rows:
+        others = [t for t in tags if t not in ("imagenet", default)]
+        if not tags:
+            tag_text = "none published"
+        else:
+            tag_text = "imagenet" + (f" = {default}" if default != "imagenet" else "")
+            tag_text += f" ({source})" + (f"; also {', '.join(others)}" if others else "")
+        lines.append(
+            f"| {name} | {family} | {params:,} | {_macs_text(macs)} | "
+            f"{'-' if top1 is None else f'{top1:.1f}'} | {tag_text} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    families = sorted({r[0] for r in rows})
+    colors = dict(zip(families, plt.cm.tab10.colors))
+    for family in families:
+        points = [(r[3] / 1e9, r[4], r[1]) for r in rows
+                  if r[0] == family and r[3] and r[4] is not None]
+        if not points:
+            continue
+        xs, ys, names = zip(*points)
+        ax.scatter(xs, ys, label=family, color=colors[family], s=30)
+        for x, y, name in points:
+            ax.annotate(name, (x, y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs at the default input size (G, log scale)")
+    ax.set_ylabel("ImageNet top-1 (%) reported by the weights' source")
+    ax.set_title("kerasnets pretrained models: accuracy vs compute")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    rows = gallery_rows()
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the {START} / {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{markdown_table(rows)}\n{END}{tail}"
+    if args.check:
+        if new != text:
+            print("README.md gallery is out of date: run python tools/make_gallery.py")
+            return 1
+        return 0
+    with open(README, "w", encoding="utf-8") as f:
+        f.write(new)
+    plot(rows, PLOT)
+    print(f"wrote the gallery ({len(rows)} rows) into README.md and {PLOT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
