@@ -11,7 +11,11 @@ class ChannelShuffle(keras.layers.Layer):
     With C = groups * M channels, output channel ``b * groups + a`` is input
     channel ``a * M + b`` (a < groups, b < M): the permutation P of IGC
     (Zhang et al., "Interleaved Group Convolutions", ICCV 2017) and of
-    ShuffleNet. ``inverse=True`` applies P^-1 (a shuffle with M groups).
+    ShuffleNet (Zhang, Zhou, Lin, Sun, CVPR 2018, arXiv:1707.01083).
+
+    Args:
+        groups: number of channel groups (must divide the channels).
+        inverse: apply P^-1 instead (a shuffle with M groups).
 
     Example:
         >>> ChannelShuffle(2)(keras.ops.reshape(keras.ops.arange(4.0), (1, 1, 1, 4)))

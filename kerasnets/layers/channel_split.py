@@ -9,10 +9,18 @@ from keras import ops
 class ChannelSplit(keras.layers.Layer):
     """Returns ``[x[..., :s0], x[..., s0:s0+s1], ...]`` for ``sizes``.
 
-    The last size may be -1 (the remaining channels).
+    DPN's split of each block's output into the residual and the densely
+    connected path (Chen et al., "Dual Path Networks", NeurIPS 2017,
+    arXiv:1707.01629); ShuffleNet V2's "channel split" (Ma et al., ECCV
+    2018, arXiv:1807.11164) is ``ChannelSplit([c, -1])``.
+
+    Args:
+        sizes: channels of each part; the last may be -1 (the remaining
+            channels). The sizes must add up to the input's channels.
 
     Example:
-        >>> residual, dense = ChannelSplit([256, -1])(x)
+        >>> x = keras.ops.ones((1, 7, 7, 320))
+        >>> residual, dense = ChannelSplit([256, -1])(x)  # 256 and 64 channels
     """
 
     def __init__(self, sizes, **kwargs):

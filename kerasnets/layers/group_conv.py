@@ -114,8 +114,17 @@ def grouped_conv_gradients(x, kernel, dy, groups, forward, strides, padding, dil
 class GroupConv2D(keras.layers.Conv2D):
     """``keras.layers.Conv2D`` with a fast grouped path on TensorFlow.
 
-    Arguments are Conv2D's; ``groups`` splits input and output channels
-    into that many independent convolutions (ResNeXt, DPN, IGC).
+    Grouped convolution: AlexNet's two-GPU split (Krizhevsky et al.,
+    NeurIPS 2012) made a design axis, the cardinality, by ResNeXt (Xie et
+    al., "Aggregated Residual Transformations for Deep Neural Networks",
+    CVPR 2017, arXiv:1611.05431); used here by SE-ResNeXt, DPN and IGC.
+
+    Args:
+        filters, kernel_size, strides, padding, data_format, dilation_rate,
+            activation, use_bias, initializers, regularizers, constraints:
+            as ``keras.layers.Conv2D`` (same weight layout).
+        groups: splits input and output channels into that many independent
+            convolutions (must divide both).
 
     Example:
         >>> layer = GroupConv2D(256, 3, groups=32, padding="same")

@@ -12,6 +12,13 @@ class ImageNormalization(keras.layers.Layer):
     layer: a model that starts with it takes raw RGB 0-255 images (what
     ``keras.utils.load_img`` gives) and needs no ``preprocess_input``.
 
+    Reference: the conventions of keras.applications'
+    ``imagenet_utils.preprocess_input`` modes: "tf" (to [-1, 1]), "torch"
+    (ImageNet mean/std on [0, 1]) and "caffe" (BGR, mean subtraction as in
+    VGG, Simonyan & Zisserman, ICLR 2015, arXiv:1409.1556) are each one
+    ``ImageNormalization`` with the mean/std/bgr of
+    ``kerasnets.data.get_preprocessing(mode)``.
+
     Args:
         mean, std: three values each, on 0-255 pixels, in the model's channel
             order (after the optional RGB -> BGR flip).

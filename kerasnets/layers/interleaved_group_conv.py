@@ -54,7 +54,9 @@ def block_diagonal_kernel(kernel, groups):
 @keras.saving.register_keras_serializable(package="kerasnets")
 class InterleavedGroupConv(keras.layers.Layer):
     """Interleaved group convolution: primary group conv, permutation,
-    secondary 1x1 group conv, permutation back (IGC v1).
+    secondary 1x1 group conv, permutation back (IGC v1; Zhang et al.,
+    "Interleaved Group Convolutions for Deep Neural Networks", ICCV 2017,
+    arXiv:1707.02725, Sec. 3).
 
     Args:
         filters: output channels C (a multiple of ``primary_groups``).

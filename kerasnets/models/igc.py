@@ -296,9 +296,19 @@ def IGCV1(
         classifier_activation, name: as in keras.applications. ``weights``
             is None, "imagenet" (registered variants) or a path: Keras
             weights, or the authors' MXNet ``.params`` checkpoint.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
+        builder: registry name used for weights and error messages (the
+            named variants pass theirs).
 
     Returns:
         A ``keras.Model``.
+
+    Example (IGC-L4M32+Ident. with 3 blocks a stage):
+        >>> model = kerasnets.IGCV1(128, (128, 256, 512, 1024), (4, 4, 4, 4),
+        ...                         blocks=(3, 3, 3, 3))
+        >>> model.output_shape
+        (None, 1000)
     """
     check_arguments(builder, weights=weights, include_top=include_top,
                     classes=classes, pooling=pooling,
@@ -365,13 +375,16 @@ def _doc(builder, params, macs, top1):
         f"MACs at 224x224; top-1 {top1} (ImageNet-1k, the authors' released "
         "epoch-95 MXNet checkpoint, single 224 crop).\n\n"
         "Args: as keras.applications (include_top, weights, input_tensor,\n"
-        "input_shape, pooling, classes, classifier_activation, name).\n"
+        "input_shape, pooling, classes, classifier_activation, name);\n"
+        "include_preprocessing bakes the weights' normalisation into the\n"
+        "model (raw RGB 0-255 in).\n"
         "weights='imagenet' downloads the authors' .params file and converts it;\n"
         "weights=path reads a local copy of it (or Keras weights).\n\n"
         "Example:\n"
         f"    >>> model = kerasnets.{builder}(weights=\"imagenet\")\n"
-        "    >>> x = kerasnets.models.igc.preprocess_input(images)\n"
-        "    >>> kerasnets.models.igc.decode_predictions(model.predict(x))\n"
+        "    >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "
+        f"\"{builder}\")\n"
+        "    >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))\n"
     )
 
 
@@ -420,9 +433,19 @@ def IGCV1CIFAR(
         classifier_activation, name: as in keras.applications (input 32x32 by
             default). ``weights``: None or a path (Keras weights, or an MXNet
             checkpoint of the authors' CIFAR code, whose names it maps).
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
 
     The module docstring tabulates the parameter counts of the paper's
     configurations (L4M8, L24M2, L32M26 at depths 8/20/38).
+
+    Returns:
+        A ``keras.Model``.
+
+    Example (IGC-L24M2+Ident., depth 20, CIFAR-10):
+        >>> model = kerasnets.IGCV1CIFAR(L=24, M=2, depth=20)
+        >>> model.output_shape
+        (None, 10)
     """
     builder = "IGCV1CIFAR"
     check_arguments(builder, weights=weights, include_top=include_top,
@@ -594,12 +617,19 @@ def IGCV2(
             the shortest chain of K-channel groups meeting the complementary
             condition.
         include_top, weights, input_tensor, input_shape, pooling, classes,
-        classifier_activation, include_preprocessing, name: as in
-            keras.applications (no pretrained IGCV2 weights are published;
-            ``weights`` is None or a path to Keras weights).
+        classifier_activation, name: as in keras.applications (no pretrained
+            IGCV2 weights are published; ``weights`` is None or a path to
+            Keras weights).
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
 
     Returns:
         A ``keras.Model``.
+
+    Example (IGCV2-0.5):
+        >>> model = kerasnets.IGCV2(alpha=0.5)
+        >>> model.output_shape
+        (None, 1000)
     """
     builder = "IGCV2"
     check_arguments(builder, weights=weights, include_top=include_top,

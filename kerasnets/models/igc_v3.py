@@ -173,9 +173,14 @@ def IGCV3(
             ``weights="imagenet"`` (alpha 1.0) is the authors' MXNet release;
             a path may be that .params file, a pytorchcv ``igcv3_w*`` state
             dict (.pth / .safetensors) or Keras weights.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
 
     Example:
         >>> model = kerasnets.IGCV3(weights=None, alpha=0.5)
+        >>> model = kerasnets.IGCV3(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "IGCV3")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     builder = "IGCV3"
     key = f"IGCV3_{float(alpha)}"

@@ -331,10 +331,18 @@ def MobileNet(
         pooling: None, "avg" or "max"; pooling of a model without its top.
         classes: number of classes (1000 with the pretrained classifier).
         classifier_activation: activation of the top; None returns logits.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in); otherwise inputs are in [-1, 1]
+            (``preprocess_input``).
         name: model name (default ``mobilenet_{alpha:.2f}_{rows}``).
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.MobileNet(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "MobileNet")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     builder = "MobileNet"
     check_arguments(

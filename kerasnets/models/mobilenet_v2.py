@@ -181,10 +181,18 @@ def MobileNetV2(
         pooling: None, "avg" or "max"; pooling of a model without its top.
         classes: number of classes (1000 with the pretrained classifier).
         classifier_activation: activation of the top; None returns logits.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in); otherwise inputs are in [-1, 1]
+            (``preprocess_input``).
         name: model name (default ``mobilenetv2_{alpha:.2f}_{rows}``).
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.MobileNetV2(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "MobileNetV2")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     builder = "MobileNetV2"
     check_arguments(

@@ -359,12 +359,19 @@ def MobileNetV3(
         dropout_rate: dropout before the logits convolution.
         classifier_activation: activation of the "predictions" layer; None
             returns logits. Only None or "softmax" with pretrained weights.
-        include_preprocessing: start with ``Rescaling(1/127.5, offset=-1)``
-            so the model takes 0-255 pixels; otherwise it takes [-1, 1].
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in): ``Rescaling(1/127.5, offset=-1)``
+            first; otherwise the model takes [-1, 1].
         name: the model's name.
 
     Returns:
         A ``keras.Model``.
+
+    Example (MobileNetV3-Large without its last three blocks):
+        >>> from kerasnets.models.mobilenet_v3 import LARGE_BLOCKS
+        >>> model = kerasnets.MobileNetV3(LARGE_BLOCKS[:-3], 1280, weights=None)
+        >>> model.output_shape
+        (None, 1000)
     """
     builder = builder_name(model_type)
     check_arguments(
@@ -481,8 +488,19 @@ def MobileNetV3Large(
     | 1.0 minimalistic | 3,924,288 / 3,948,688 | 209 M | 72.3 |
 
     Pretrained ("imagenet": keras.applications, "tf_in1k": timm) for the
-    three rows. Arguments as ``MobileNetV3``; inputs are 0-255 pixels with
-    ``include_preprocessing=True`` (default), [-1, 1] without.
+    three rows.
+
+    Args: as keras.applications.MobileNetV3Large (input_shape, alpha,
+        minimalistic, include_top, weights, input_tensor, classes, pooling,
+        dropout_rate, classifier_activation, name; details in
+        ``MobileNetV3``). ``weights``: None, "imagenet", "tf_in1k" or a path.
+        include_preprocessing: bake the weights' normalisation into the
+        model (raw RGB 0-255 in; the default); False: inputs in [-1, 1].
+
+    Example:
+        >>> model = kerasnets.MobileNetV3Large(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "MobileNetV3Large")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     return MobileNetV3(
         LARGE_BLOCKS,
@@ -526,8 +544,19 @@ def MobileNetV3Small(
     | 1.0 minimalistic | 2,044,736 / 2,056,848 | 65 M | 61.9 |
 
     Pretrained ("imagenet": keras.applications, "tf_in1k": timm) for the
-    three rows. Arguments as ``MobileNetV3``; inputs are 0-255 pixels with
-    ``include_preprocessing=True`` (default), [-1, 1] without.
+    three rows.
+
+    Args: as keras.applications.MobileNetV3Small (input_shape, alpha,
+        minimalistic, include_top, weights, input_tensor, classes, pooling,
+        dropout_rate, classifier_activation, name; details in
+        ``MobileNetV3``). ``weights``: None, "imagenet", "tf_in1k" or a path.
+        include_preprocessing: bake the weights' normalisation into the
+        model (raw RGB 0-255 in; the default); False: inputs in [-1, 1].
+
+    Example:
+        >>> model = kerasnets.MobileNetV3Small(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "MobileNetV3Small")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     return MobileNetV3(
         SMALL_BLOCKS,

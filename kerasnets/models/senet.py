@@ -552,6 +552,8 @@ def SENet(
             is None, a pretrained tag of the equal named variant, or a file:
             ``.weights.h5``, or a timm ``legacy_*`` state dict (``.safetensors``,
             ``.pth``, ``.bin``). Inputs at least 32x32 (224 by default).
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
 
     Returns:
         A ``keras.Model``.
@@ -559,6 +561,12 @@ def SENet(
     Raises:
         ValueError: invalid options, e.g. ``groups`` that do not divide the
             channels of a grouped convolution.
+
+    Example (SE-ResNeXt-50 32x4d with reduction ratio 8):
+        >>> model = kerasnets.SENet("resnext", (3, 4, 6, 3), groups=32,
+        ...                         width_per_group=4, se_ratio=8)
+        >>> model.output_shape
+        (None, 1000)
     """
     _check_senet_options(
         block, depths, groups, width_per_group, se_ratio, stem, downsample_kernel,
@@ -783,11 +791,18 @@ _VARIANT_ARGS = """
         classifier_activation: activation of "predictions" (None or
             "softmax" with pretrained weights).
         dropout_rate: dropout before the classifier (training only).
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
         name: the model's name.
 
     Returns:
         A ``keras.Model``. Inputs are preprocessed with
         ``kerasnets.models.senet.preprocess_input`` (ImageNet mean/std).
+
+    Example:
+        >>> model = kerasnets.{builder}(weights="imagenet")
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "{builder}")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
 
 
@@ -801,7 +816,7 @@ def _doc(builder, title, structure, params, macs, top1):
         "    Hu et al., \"Squeeze-and-Excitation Networks\", CVPR 2018\n"
         "    (arXiv:1709.01507). "
         f"{params} trainable parameters, {macs} MACs at 224x224{accuracy}."
-        + _VARIANT_ARGS.format(timm=timm_name)
+        + _VARIANT_ARGS.format(timm=timm_name, builder=builder)
     )
 
 
@@ -1035,11 +1050,19 @@ def SEInceptionV3(
             (default input 299x299, at least 75x75). ``weights``: None, a
             path (keras ``.h5`` / ``.weights.h5``), or "imagenet" with
             ``se_ratio=None``.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
         name: the model's name (default "se_inception_v3", or
             "inception_v3" without SE).
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.SEInceptionV3()  # random initialization
+        >>> model.output_shape
+        (None, 1000)
+        >>> inception = kerasnets.SEInceptionV3(se_ratio=None, weights="imagenet")
     """
     if not _valid_ratio(se_ratio):
         raise ValueError(
@@ -1130,10 +1153,17 @@ def SEMobileNet(
             classifier_activation: as in keras.applications (default input
             224x224, at least 32x32). ``weights``: None or a Keras weights
             file.
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
         name: the model's name (default ``se_mobilenet_{alpha:.2f}``).
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.SEMobileNet(alpha=0.5, input_shape=(160, 160, 3))
+        >>> model.output_shape
+        (None, 1000)
     """
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
         raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
