@@ -35,6 +35,13 @@ Table 1 (ImageNet, 224x224, MACs = multiply-adds):
 | DenseNet161 | 48 | 6, 12, 36, 24 | 28,681,000         | 28,900,936  | 7.73 G |
 
 CIFAR networks (Section 4, 10 classes, 32x32): see ``DenseNetCIFAR``.
+
+``memory_efficient=True`` (every builder) trains with the shared-storage
+scheme of Pleiss et al., "Memory-Efficient Implementation of DenseNets"
+(arXiv:1707.06990): each layer keeps only the list of earlier feature maps
+and recomputes their concatenation and BN-ReLU in the backward pass
+(``bn_relu_conv``). Same outputs, gradients, weights and weight-layer names
+and order; measured with ``tools/bench_memory.py``.
 """
 
 import numbers
@@ -45,6 +52,7 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
+from kerasnets.layers import ConcatBatchNormalization, ConcatNormActConv2D
 from kerasnets.models.common import (
     check_arguments,
     classifier_top,
@@ -159,37 +167,71 @@ def bn_relu(x, name):
     return layers.Activation("relu", name=f"{prefix}relu")(x)
 
 
+def bn_relu_conv(x, filters, kernel_size, bn_name, conv_name, memory_efficient=False):
+    """BN-ReLU-Conv (``{bn_name}_bn``, ``_relu``, ``{conv_name}_conv``).
+
+    With ``memory_efficient``, ``x`` may be a list of feature maps read as
+    their concatenation, and the concatenation, BN output and ReLU are
+    recomputed in the backward pass instead of stored (Pleiss et al. 2017,
+    ``kerasnets.layers.ConcatBatchNormalization`` + ``ConcatNormActConv2D``):
+    same outputs, gradients, weights and weight-layer names, no ``_relu``
+    layer.
+    """
+    padding = "same" if kernel_size > 1 else "valid"
+    if memory_efficient:
+        features = list(x) if isinstance(x, (list, tuple)) else [x]
+        affine = ConcatBatchNormalization(
+            axis=-1, epsilon=BN_EPSILON, name=f"{bn_name}_bn"
+        )(features)
+        return ConcatNormActConv2D(
+            filters, kernel_size, padding=padding, use_bias=False,
+            name=f"{conv_name}_conv",
+        )([affine, *features])
+    x = bn_relu(x, bn_name)
+    return layers.Conv2D(
+        filters, kernel_size, padding=padding, use_bias=False, name=f"{conv_name}_conv"
+    )(x)
+
+
 def _dropout(x, rate, name):
     return layers.Dropout(rate, name=name)(x) if rate else x
 
 
-def conv_block(x, growth_rate, name, bottleneck=True, dropout_rate=0.0):
+def conv_block(x, growth_rate, name, bottleneck=True, dropout_rate=0.0,
+               memory_efficient=False):
     """One layer H_l of a dense block: k new maps concatenated to ``x``.
 
     DenseNet-B: BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k) (keras names
     ``{name}_0_bn``, ``_1_conv``, ``_1_bn``, ``_2_conv``, ``_concat``);
     plain DenseNet: BN-ReLU-Conv3x3(k) (``{name}_0_bn``, ``_1_conv``).
     Dropout (the paper's, without data augmentation) follows each conv.
+
+    With ``memory_efficient``, ``x`` is the list of the block's feature maps
+    so far (or one tensor) and the list with the k new maps appended is
+    returned instead of a concatenation (see ``bn_relu_conv``).
     """
-    y = bn_relu(x, f"{name}_0")
+    if memory_efficient:
+        x = list(x) if isinstance(x, (list, tuple)) else [x]
     if bottleneck:
-        y = layers.Conv2D(
-            BOTTLENECK_WIDTH * growth_rate, 1, use_bias=False, name=f"{name}_1_conv"
-        )(y)
+        y = bn_relu_conv(x, BOTTLENECK_WIDTH * growth_rate, 1, f"{name}_0",
+                         f"{name}_1", memory_efficient)
         y = _dropout(y, dropout_rate, f"{name}_1_drop")
-        y = bn_relu(y, f"{name}_1")
-        conv_name = f"{name}_2"
+        y = bn_relu_conv(y, growth_rate, 3, f"{name}_1", f"{name}_2",
+                         memory_efficient)
+        y = _dropout(y, dropout_rate, f"{name}_2_drop")
     else:
-        conv_name = f"{name}_1"
-    y = layers.Conv2D(
-        growth_rate, 3, padding="same", use_bias=False, name=f"{conv_name}_conv"
-    )(y)
-    y = _dropout(y, dropout_rate, f"{conv_name}_drop")
+        y = bn_relu_conv(x, growth_rate, 3, f"{name}_0", f"{name}_1",
+                         memory_efficient)
+        y = _dropout(y, dropout_rate, f"{name}_1_drop")
+    if memory_efficient:
+        return [*x, y]
     return layers.Concatenate(axis=-1, name=f"{name}_concat")([x, y])
 
 
-def dense_block(x, num_layers, name, growth_rate, bottleneck=True, dropout_rate=0.0):
-    """``num_layers`` conv blocks, each seeing all earlier feature maps."""
+def dense_block(x, num_layers, name, growth_rate, bottleneck=True, dropout_rate=0.0,
+                memory_efficient=False):
+    """``num_layers`` conv blocks, each seeing all earlier feature maps
+    (with ``memory_efficient``: returns the list of them, not concatenated)."""
     for i in range(num_layers):
         x = conv_block(
             x,
@@ -197,20 +239,23 @@ def dense_block(x, num_layers, name, growth_rate, bottleneck=True, dropout_rate=
             name=f"{name}_block{i + 1}",
             bottleneck=bottleneck,
             dropout_rate=dropout_rate,
+            memory_efficient=memory_efficient,
         )
     return x
 
 
-def transition_block(x, compression, name, dropout_rate=0.0):
-    """BN-ReLU-Conv1x1(floor(theta * m))-AvgPool 2x2/2 between dense blocks."""
-    channels = int(x.shape[-1] * compression)
-    x = bn_relu(x, name)
-    x = layers.Conv2D(channels, 1, use_bias=False, name=f"{name}_conv")(x)
+def transition_block(x, compression, name, dropout_rate=0.0, memory_efficient=False):
+    """BN-ReLU-Conv1x1(floor(theta * m))-AvgPool 2x2/2 between dense blocks
+    (``x``: a tensor, or with ``memory_efficient`` a list of feature maps)."""
+    maps = x if isinstance(x, (list, tuple)) else [x]
+    channels = int(sum(m.shape[-1] for m in maps) * compression)
+    x = bn_relu_conv(x, channels, 1, name, name, memory_efficient)
     x = _dropout(x, dropout_rate, f"{name}_drop")
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
 
 
-def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate):
+def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
+                 memory_efficient=False):
     """Dense blocks ``conv2, conv3, ...`` with transitions ``pool2, ...``
     between them, then the final BN-ReLU (keras' "bn"/"relu")."""
     for i, num_layers in enumerate(blocks):
@@ -222,11 +267,17 @@ def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate):
             growth_rate=growth_rate,
             bottleneck=bottleneck,
             dropout_rate=dropout_rate,
+            memory_efficient=memory_efficient,
         )
         if i < len(blocks) - 1:
             x = transition_block(
-                x, compression, name=f"pool{stage}", dropout_rate=dropout_rate
+                x, compression, name=f"pool{stage}", dropout_rate=dropout_rate,
+                memory_efficient=memory_efficient,
             )
+    if memory_efficient:  # the last block's maps, concatenated once
+        x = layers.Concatenate(
+            axis=-1, name=f"conv{len(blocks) + 1}_block{blocks[-1]}_concat"
+        )(x)
     return bn_relu(x, "")
 
 
@@ -303,6 +354,7 @@ def DenseNet(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet",
 ):
     """Instantiates an ImageNet-style DenseNet (Huang et al., CVPR 2017).
@@ -332,6 +384,15 @@ def DenseNet(
             classifier_activation, name: as in keras.applications. ``weights``
             is None (default), a pretrained tag or a file path (legacy keras
             ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
+        memory_efficient: recompute the concatenations and BN-ReLU outputs
+            in the backward pass instead of storing them (Pleiss et al.,
+            "Memory-Efficient Implementation of DenseNets", arXiv:1707.06990):
+            training memory grows linearly instead of quadratically with the
+            depth of a dense block, for some extra step time. Same outputs,
+            gradients, weights and weight layers (every weights file loads
+            either way); the weightless ``*_concat`` and ``*_relu`` layers do
+            not exist, except the last block's concatenation and the final
+            "relu" (see ``bn_relu_conv``).
 
     Returns:
         A ``keras.Model``.
@@ -373,7 +434,8 @@ def DenseNet(
                             include_preprocessing=include_preprocessing)
     x = imagenet_stem(x, init_features)
     x = dense_stages(
-        x, blocks, growth_rate, bottleneck, compression, dropout_rate
+        x, blocks, growth_rate, bottleneck, compression, dropout_rate,
+        memory_efficient=memory_efficient,
     )
     x = classifier_top(
         x,
@@ -420,6 +482,8 @@ _VARIANT_ARGS = """
         classes: number of classes (1000 with pretrained weights and a top).
         classifier_activation: activation of "predictions" (None or
             "softmax" with pretrained weights).
+        memory_efficient: recompute concatenations and BN-ReLU outputs in
+            the backward pass to save training memory (see ``DenseNet``).
         name: the model's name.
 
     Returns:
@@ -437,6 +501,7 @@ def DenseNet121(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet121",
 ):
     return _variant(
@@ -450,6 +515,7 @@ def DenseNet121(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        memory_efficient=memory_efficient,
     )
 
 
@@ -462,6 +528,7 @@ def DenseNet169(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet169",
 ):
     return _variant(
@@ -475,6 +542,7 @@ def DenseNet169(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        memory_efficient=memory_efficient,
     )
 
 
@@ -487,6 +555,7 @@ def DenseNet201(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet201",
 ):
     return _variant(
@@ -500,6 +569,7 @@ def DenseNet201(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        memory_efficient=memory_efficient,
     )
 
 
@@ -512,6 +582,7 @@ def DenseNet264(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet264",
 ):
     return _variant(
@@ -525,6 +596,7 @@ def DenseNet264(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        memory_efficient=memory_efficient,
     )
 
 
@@ -537,6 +609,7 @@ def DenseNet161(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="densenet161",
 ):
     return _variant(
@@ -550,6 +623,7 @@ def DenseNet161(
         classes=classes,
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
+        memory_efficient=memory_efficient,
     )
 
 
@@ -621,6 +695,7 @@ def DenseNetCIFAR(
     pooling=None,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name=None,
 ):
     """Instantiates the CIFAR/SVHN DenseNet of Huang et al. (CVPR 2017).
@@ -660,6 +735,8 @@ def DenseNetCIFAR(
         include_top, weights, input_tensor, input_shape (default 32x32x3),
             pooling, classifier_activation: as in keras.applications;
             ``weights`` is None or a path to a Keras weights file.
+        memory_efficient: recompute concatenations and BN-ReLU outputs in
+            the backward pass to save training memory (see ``DenseNet``).
         name: model name; default e.g. "densenet_bc100_k12", "densenet40_k12".
 
     Returns:
@@ -711,7 +788,8 @@ def DenseNetCIFAR(
         name="conv1_conv",
     )(x)
     x = dense_stages(
-        x, [num_layers] * 3, growth_rate, bottleneck, compression, dropout_rate
+        x, [num_layers] * 3, growth_rate, bottleneck, compression, dropout_rate,
+        memory_efficient=memory_efficient,
     )
     x = classifier_top(
         x,

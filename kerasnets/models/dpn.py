@@ -36,6 +36,16 @@ stride-2 convolution, so even inputs such as 224 match), the classifier a
 1x1 convolution with bias (kept here as a Dense layer; both layouts load),
 and the final BN followed by ReLU (timm's constructor names an ELU there, but
 the norm layer it builds keeps ReLU; the logits match only with ReLU).
+
+``memory_efficient=True`` (every builder) keeps the paths as a list
+``[residual, dense_1, ..., dense_n]`` instead of concatenating them and
+recomputes concatenations and BN-ReLU outputs in the backward pass (as
+Pleiss et al., arXiv:1707.06990, for DenseNet; ``bn_act_conv``): same
+outputs, gradients, weights and weight-layer names. In DPN-68b two layers of
+each stage's first block trade places in ``model.layers``: weights files
+still load either way (by name, or by class and position within the class),
+but the optimizer state saved with a compiled model does not move between
+the two forms.
 """
 
 import keras
@@ -43,7 +53,13 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import ChannelSplit, GroupConv2D
+from kerasnets.layers import (
+    ChannelSplit,
+    ConcatBatchNormalization,
+    ConcatNormActConv2D,
+    ConcatNormActGroupConv2D,
+    GroupConv2D,
+)
 from kerasnets.models.common import (
     check_arguments,
     finish_model,
@@ -121,54 +137,91 @@ def bn_act(x, name, activation="relu"):
     return layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 
-def bn_act_conv(x, filters, kernel_size, name, strides=1, groups=1):
-    """Pre-activation convolution: BN-ReLU-Conv with PyTorch padding."""
+def bn_act_conv(x, filters, kernel_size, name, strides=1, groups=1,
+                memory_efficient=False):
+    """Pre-activation convolution: BN-ReLU-Conv with PyTorch padding.
+
+    With ``memory_efficient``, ``x`` may be a list of feature maps read as
+    their concatenation (``[residual, dense_1, ..., dense_n]``), and the
+    concatenation, BN output and ReLU are recomputed in the backward pass
+    instead of stored (``kerasnets.layers.ConcatBatchNormalization`` +
+    ``ConcatNormActConv2D``): same outputs, gradients, weights and
+    weight-layer names, no ``_relu`` layer. Strided 3x3 convolutions (three
+    per network) keep the plain layers and their explicit padding.
+    """
+    padded = kernel_size > 1 and strides > 1
+    if memory_efficient and not padded:
+        features = list(x) if isinstance(x, (list, tuple)) else [x]
+        affine = ConcatBatchNormalization(epsilon=BN_EPSILON,
+                                          name=f"{name}_bn")(features)
+        conv = ConcatNormActGroupConv2D if groups > 1 else ConcatNormActConv2D
+        return conv(filters, kernel_size, strides=strides, groups=groups,
+                    padding="same" if kernel_size > 1 else "valid",
+                    use_bias=False, name=f"{name}_conv")([affine, *features])
     x = bn_act(x, name)
-    if kernel_size > 1:
-        if strides > 1:
-            x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
-            padding = "valid"
-        else:
-            padding = "same"
-    else:
+    if padded:
+        x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
         padding = "valid"
+    else:
+        padding = "same" if kernel_size > 1 else "valid"
     conv = GroupConv2D if groups > 1 else layers.Conv2D
     return conv(filters, kernel_size, strides=strides, groups=groups,
                 padding=padding, use_bias=False, name=f"{name}_conv")(x)
 
 
 def dual_path_block(x, bottleneck, residual_width, increment, groups, name,
-                    block_type="normal", b=False):
+                    block_type="normal", b=False, memory_efficient=False):
     """One dual path block; ``x`` is ``[residual | dense]``.
 
     ``block_type``: "proj" (first block of the first stage: 1x1 projection),
     "down" (first block of later stages: stride-2 projection) or "normal".
+
+    With ``memory_efficient``, ``x`` may be the list ``[residual, dense_1,
+    ..., dense_n]`` (before a "proj"/"down" block: any list of maps) and the
+    block returns ``[residual', dense_1, ..., dense_n, dense_new]`` instead
+    of concatenating it (see ``bn_act_conv``).
     """
     strides = 2 if block_type == "down" else 1
-    if block_type == "normal":
-        shortcut = x
-        dense_width = -1
+    if block_type == "normal" and isinstance(x, (list, tuple)):
+        residual, dense = x[0], list(x[1:])
     else:
-        shortcut = bn_act_conv(x, residual_width + 2 * increment, 1,
-                               f"{name}_proj", strides=strides)
-        dense_width = 2 * increment
-    residual, dense = ChannelSplit([residual_width, dense_width],
-                                   name=f"{name}_paths")(shortcut)
-    y = bn_act_conv(x, bottleneck, 1, f"{name}_1x1_a")
+        if block_type == "normal":
+            shortcut = x
+            dense_width = -1
+        else:
+            shortcut = bn_act_conv(x, residual_width + 2 * increment, 1,
+                                   f"{name}_proj", strides=strides,
+                                   memory_efficient=memory_efficient)
+            dense_width = 2 * increment
+        residual, dense = ChannelSplit([residual_width, dense_width],
+                                       name=f"{name}_paths")(shortcut)
+        dense = [dense]
+    y = bn_act_conv(x, bottleneck, 1, f"{name}_1x1_a",
+                    memory_efficient=memory_efficient)
     y = bn_act_conv(y, bottleneck, 3, f"{name}_3x3_b", strides=strides,
-                    groups=groups)
+                    groups=groups, memory_efficient=memory_efficient)
     if b:
-        y = bn_act(y, f"{name}_1x1_c")
-        new_residual = layers.Conv2D(residual_width, 1, use_bias=False,
-                                     name=f"{name}_1x1_c1_conv")(y)
-        new_dense = layers.Conv2D(increment, 1, use_bias=False,
-                                  name=f"{name}_1x1_c2_conv")(y)
+        if memory_efficient:
+            affine = ConcatBatchNormalization(epsilon=BN_EPSILON,
+                                              name=f"{name}_1x1_c_bn")([y])
+            y = [affine, y]
+            conv = ConcatNormActConv2D
+        else:
+            y = bn_act(y, f"{name}_1x1_c")
+            conv = layers.Conv2D
+        new_residual = conv(residual_width, 1, use_bias=False,
+                            name=f"{name}_1x1_c1_conv")(y)
+        new_dense = conv(increment, 1, use_bias=False,
+                         name=f"{name}_1x1_c2_conv")(y)
     else:
-        y = bn_act_conv(y, residual_width + increment, 1, f"{name}_1x1_c")
+        y = bn_act_conv(y, residual_width + increment, 1, f"{name}_1x1_c",
+                        memory_efficient=memory_efficient)
         new_residual, new_dense = ChannelSplit(
             [residual_width, increment], name=f"{name}_out")(y)
     residual = layers.Add(name=f"{name}_add")([residual, new_residual])
-    return layers.Concatenate(name=f"{name}_concat")([residual, dense, new_dense])
+    if memory_efficient:
+        return [residual, *dense, new_dense]
+    return layers.Concatenate(name=f"{name}_concat")([residual, *dense, new_dense])
 
 
 def stem(x, filters, kernel_size):
@@ -214,6 +267,7 @@ def DPN(
     classes=1000,
     classifier_activation="softmax",
     include_preprocessing=False,
+    memory_efficient=False,
     name="dpn",
     builder="DPN",
 ):
@@ -234,6 +288,15 @@ def DPN(
             at least 224 px. Same weights as the plain head.
         head_activation: activation after the final BN (ReLU in the
             released models).
+        memory_efficient: recompute the concatenated paths and BN-ReLU
+            outputs in the backward pass instead of storing them (as Pleiss
+            et al., "Memory-Efficient Implementation of DenseNets",
+            arXiv:1707.06990, do for DenseNet): less training memory for
+            some extra step time. Same outputs, gradients, weights and
+            weight layers (every weights file loads either way; DPN-68b
+            orders two layers per stage differently, see above); most
+            weightless ``*_concat``, ``*_paths`` and ``*_relu`` layers do
+            not exist (see ``bn_act_conv``).
         include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, name: as in keras.applications. ``weights``
             is None, a tag (``kerasnets.weights.available("DPN92")``) or a
@@ -274,16 +337,20 @@ def DPN(
                 block_type = "normal"
             else:
                 block_type = "proj" if stage == 0 else "down"
+            name = f"conv{stage + 2}_{block}"
             x = dual_path_block(
                 x,
                 bottleneck=k_r * base // 64,
                 residual_width=base * width_factor,
                 increment=increment,
                 groups=groups,
-                name=f"conv{stage + 2}_{block}",
+                name=name,
                 block_type=block_type,
                 b=b,
+                memory_efficient=memory_efficient,
             )
+    if memory_efficient:  # the last block's paths, concatenated once
+        x = layers.Concatenate(name=f"{name}_concat")(x)
     x = bn_act(x, "conv5_final", activation=head_activation)
 
     if include_top and test_time_pool:
@@ -312,6 +379,7 @@ def _variant(builder, params, macs, top1):
         classifier_activation="softmax",
         test_time_pool=False,
         include_preprocessing=False,
+        memory_efficient=False,
         name=builder.lower(),
     ):
         return DPN(
@@ -325,6 +393,7 @@ def _variant(builder, params, macs, top1):
             classes=classes,
             classifier_activation=classifier_activation,
             include_preprocessing=include_preprocessing,
+            memory_efficient=memory_efficient,
             name=name,
             builder=builder,
         )
@@ -340,8 +409,8 @@ def _variant(builder, params, macs, top1):
         "evaluation of the released weights).\n\n"
         "Args: as keras.applications (include_top, weights, input_tensor,\n"
         "input_shape, pooling, classes, classifier_activation, name), plus\n"
-        "test_time_pool (see `DPN`). Default weights: the authors' MXNet\n"
-        "release as converted by timm (tag 'mx_in1k').\n\n"
+        "test_time_pool and memory_efficient (see `DPN`). Default weights:\n"
+        "the authors' MXNet release as converted by timm (tag 'mx_in1k').\n\n"
         "Example:\n"
         f"    >>> model = kerasnets.{builder}(weights=\"imagenet\")\n"
         "    >>> x = kerasnets.models.dpn.preprocess_input(images)\n"
