@@ -125,13 +125,17 @@ class ConcatBatchNormalization(keras.layers.BatchNormalization):
     update are BatchNormalization's. In training the batch moments are
     computed without keeping the concatenation for the backward pass (it is
     recomputed there, on TensorFlow). ``renorm`` and ``synchronized`` are not
-    supported.
+    supported. Reference: Pleiss et al., "Memory-Efficient Implementation
+    of DenseNets", 2017 (arXiv:1707.06990).
 
-    Example::
+    Args:
+        **kwargs: BatchNormalization's (``momentum``, ``epsilon``, ``center``,
+            ``scale``, initializers, ``name``); channels last.
 
-        features = [block_input, new_maps_1, new_maps_2]
-        affine = ConcatBatchNormalization(epsilon=1.001e-5)(features)
-        y = ConcatNormActConv2D(128, 1, use_bias=False)([affine, *features])
+    Example:
+        >>> features = [keras.Input((8, 8, 16)), keras.Input((8, 8, 4))]
+        >>> affine = ConcatBatchNormalization(epsilon=1.001e-5)(features)
+        >>> y = ConcatNormActConv2D(8, 1, use_bias=False)([affine, *features])
     """
 
     def __init__(self, axis=-1, **kwargs):
@@ -284,6 +288,14 @@ class ConcatNormActConv2D(_ConcatNormActConv, keras.layers.Conv2D):
             convolution ("relu").
         *args, **kwargs: Conv2D's (``filters``, ``kernel_size``, ``strides``,
             ``padding``, ``use_bias``, ...); channels last.
+
+    Reference: Pleiss et al., "Memory-Efficient Implementation of DenseNets",
+    2017 (arXiv:1707.06990), the shared-storage BN-ReLU-conv.
+
+    Example:
+        >>> features = [keras.Input((8, 8, 16)), keras.Input((8, 8, 4))]
+        >>> affine = ConcatBatchNormalization()(features)
+        >>> y = ConcatNormActConv2D(8, 1, use_bias=False)([affine, *features])
     """
 
 
@@ -293,7 +305,18 @@ ConcatNormActConv2D.__name__ = "Conv2D"  # .weights.h5 paths
 @keras.saving.register_keras_serializable(package="kerasnets")
 class ConcatNormActGroupConv2D(_ConcatNormActConv, GroupConv2D):
     """``ConcatNormActConv2D`` with ``GroupConv2D``'s grouped convolution
-    (same arguments, ``groups`` > 1; its fast TensorFlow kernels)."""
+    (its fast TensorFlow kernels): DPN's grouped 3x3 after BN-ReLU of the
+    concatenated paths (Pleiss et al., arXiv:1707.06990, applied to DPN).
+
+    Args:
+        norm_activation, *args, **kwargs: as ``ConcatNormActConv2D``, plus
+            ``groups`` (> 1, dividing the input and output channels).
+
+    Example:
+        >>> features = [keras.Input((8, 8, 16)), keras.Input((8, 8, 16))]
+        >>> affine = ConcatBatchNormalization()(features)
+        >>> y = ConcatNormActGroupConv2D(32, 3, groups=4, padding="same")([affine, *features])
+    """
 
 
 ConcatNormActGroupConv2D.__name__ = "GroupConv2D"  # .weights.h5 paths

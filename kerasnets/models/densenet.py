@@ -396,6 +396,11 @@ def DenseNet(
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.DenseNet([6, 12, 32, 32], growth_rate=32)  # DenseNet-169
+        >>> model = kerasnets.DenseNet([4, 4, 4], growth_rate=12, bottleneck=False,
+        ...                            input_shape=(64, 64, 3), classes=10)
     """
     if (
         not isinstance(blocks, (list, tuple))
@@ -484,11 +489,19 @@ _VARIANT_ARGS = """
             "softmax" with pretrained weights).
         memory_efficient: recompute concatenations and BN-ReLU outputs in
             the backward pass to save training memory (see ``DenseNet``).
+        include_preprocessing: bake the weights' normalisation into the
+            model (raw RGB 0-255 in).
         name: the model's name.
 
     Returns:
         A ``keras.Model``. Inputs are preprocessed with
-        ``kerasnets.models.densenet.preprocess_input`` (mode "torch").
+        ``kerasnets.models.densenet.preprocess_input`` (mode "torch"), or
+        inside the model with ``include_preprocessing=True``.
+
+    Example:
+        >>> model = kerasnets.{builder}(weights={example_weights})
+        >>> x = kerasnets.data.load_image(kerasnets.imagenet.sample_image(), "{builder}")
+        >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
 
 
@@ -635,7 +648,9 @@ DenseNet121.__doc__ = (
     statistics), 2.83 G MACs at 224x224; keras.applications' weights: top-1
     75.0. Same architecture, layer names and weight order as
     ``keras.applications.DenseNet121``."""
-    + _VARIANT_ARGS.format(tags='"imagenet" (keras), "tv_in1k", "ra_in1k" (timm)')
+    + _VARIANT_ARGS.format(
+    tags='"imagenet" (keras), "tv_in1k", "ra_in1k" (timm)', builder="DenseNet121",
+    example_weights='"imagenet"')
 )
 DenseNet169.__doc__ = (
     """Instantiates DenseNet-169 (k=32, blocks 6-12-32-32).
@@ -645,7 +660,9 @@ DenseNet169.__doc__ = (
     statistics), 3.36 G MACs at 224x224; keras.applications' weights: top-1
     76.2. Same architecture, layer names and weight order as
     ``keras.applications.DenseNet169``."""
-    + _VARIANT_ARGS.format(tags='"imagenet" (keras), "tv_in1k" (timm)')
+    + _VARIANT_ARGS.format(
+    tags='"imagenet" (keras), "tv_in1k" (timm)', builder="DenseNet169",
+    example_weights='"imagenet"')
 )
 DenseNet201.__doc__ = (
     """Instantiates DenseNet-201 (k=32, blocks 6-12-48-32).
@@ -655,7 +672,9 @@ DenseNet201.__doc__ = (
     statistics), 4.29 G MACs at 224x224; keras.applications' weights: top-1
     77.3. Same architecture, layer names and weight order as
     ``keras.applications.DenseNet201``."""
-    + _VARIANT_ARGS.format(tags='"imagenet" (keras), "tv_in1k" (timm)')
+    + _VARIANT_ARGS.format(
+    tags='"imagenet" (keras), "tv_in1k" (timm)', builder="DenseNet201",
+    example_weights='"imagenet"')
 )
 DenseNet264.__doc__ = (
     """Instantiates DenseNet-264 (k=32, blocks 6-12-64-48).
@@ -664,7 +683,9 @@ DenseNet264.__doc__ = (
     (arXiv:1608.06993), Table 1 (paper top-1 77.85). 33,337,704 parameters
     (33,736,232 with BN statistics), 5.75 G MACs at 224x224. No pretrained
     weights are published: ``weights`` defaults to None."""
-    + _VARIANT_ARGS.format(tags="none published")
+    + _VARIANT_ARGS.format(
+    tags="none published", builder="DenseNet264",
+    example_weights="None")
 )
 DenseNet161.__doc__ = (
     """Instantiates DenseNet-161 (k=48, stem 96, blocks 6-12-36-24).
@@ -674,7 +695,9 @@ DenseNet161.__doc__ = (
     code. 28,681,000 parameters (28,900,936 with BN statistics), 7.73 G MACs
     at 224x224; torchvision's weights (timm ``densenet161.tv_in1k``, the
     "imagenet" tag here): top-1 77.4."""
-    + _VARIANT_ARGS.format(tags='"imagenet" = "tv_in1k" (torchvision via timm)')
+    + _VARIANT_ARGS.format(
+    tags='"imagenet" = "tv_in1k" (torchvision via timm)', builder="DenseNet161",
+    example_weights='"imagenet"')
 )
 
 
@@ -741,6 +764,10 @@ def DenseNetCIFAR(
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> model = kerasnets.DenseNetCIFAR(100, 12, bottleneck=True, compression=0.5)
+        >>> model.count_params()  # DenseNet-BC (L=100, k=12): 0.8 M
     """
     if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
         raise ValueError(f"`depth` must be an integer. Received: depth={depth!r}")

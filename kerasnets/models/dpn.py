@@ -304,6 +304,12 @@ def DPN(
 
     Returns:
         A ``keras.Model``.
+
+    Example:
+        >>> # DPN-92's table (k_r=96, G=32, k_sec=(3, 4, 20, 3), inc_sec=(16, 32, 24, 128))
+        >>> model = kerasnets.DPN(96, 32, (3, 4, 20, 3), (16, 32, 24, 128), weights=None)
+        >>> small = kerasnets.DPN(128, 32, (3, 4, 12, 3), (16, 32, 32, 64), small=True,
+        ...                       init_features=10, weights=None, classes=10)  # DPN-68
     """
     check_arguments(builder, weights=weights, include_top=include_top,
                     classes=classes, pooling=pooling,
