@@ -2,9 +2,13 @@
 
     kerasnets list [--family F]  builders: parameters, MACs, weight tags, top-1
     kerasnets info MODEL         paper, architecture, weights sources, preprocessing
-    kerasnets predict IMAGE... --model MODEL [--weights TAG|PATH] [--top 5]
+    kerasnets predict [IMAGE...] --model MODEL [--weights TAG|PATH] [--top 5]
     kerasnets train ...          train or fine-tune on a tfds dataset or an image folder
     kerasnets evaluate ...       top-1/top-5 accuracy and images/s of a model and weights
+    kerasnets tune ...           keras-tuner search over a family (or several)
+    kerasnets convert SOURCE --model MODEL -o OUT   checkpoint -> .weights.h5 / .keras
+    kerasnets export MODEL -o OUT --format savedmodel|tflite|onnx
+    kerasnets benchmark --model MODEL --mode infer|train
 """
 
 import argparse
@@ -171,7 +175,7 @@ def cmd_info(args):
     console.print(f"[bold]{args.model}[/bold] ({builder.__module__})\n")
     console.print(_paper(builder), markup=False)
     console.print()
-    summary = (inspect.getdoc(builder) or "").split("\n\n")[0]
+    summary = inspect.getdoc(builder) or ""
     console.print(summary, markup=False)
     if _is_generic(builder):
         required = [
@@ -209,31 +213,13 @@ def cmd_info(args):
         console.print(f"{weights.describe_tags(args.model)}.")
 
 
-def _read_image(path, size, prep):
-    import numpy as np
-    import tensorflow as tf
-
-    from kerasnets import data
-
-    if not os.path.isfile(path):
-        raise ValueError(f"no such image file: {path}")
-    try:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3,
-                                   expand_animations=False)
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
-        raise ValueError(
-            f"{path} is not a readable image (JPEG, PNG, BMP or GIF expected)"
-        ) from error
-    image = data.center_crop(image, size, prep.crop_pct, prep.interpolation)
-    return np.asarray(prep.normalize(image))
-
-
 def cmd_predict(args):
     import numpy as np
     from rich.markup import escape
     from rich.table import Table
 
     from kerasnets import data, imagenet
+    from kerasnets.models.common import is_weights_path
 
     builder = _get_builder(args.model)
     if _is_generic(builder):
@@ -241,23 +227,23 @@ def cmd_predict(args):
                          "(see `kerasnets list`)")
     if args.top < 1:
         raise ValueError("--top must be at least 1")
-    for path in args.images:
+    images = args.images or [imagenet.sample_image()]
+    for path in images:
         if not os.path.isfile(path):
             raise ValueError(f"no such image file: {path}")
     weights = args.weights
+    if not is_weights_path(weights):
+        data.preprocessing_for(args.model, weights)  # unknown tag: fail before building
     model = builder(weights=weights)
     if model.output_shape[-1] != imagenet.NUM_CLASSES:
         raise ValueError(f"{args.model} predicts {model.output_shape[-1]} classes, "
                          "not the 1000 ImageNet classes")
-    prep = data.preprocessing_for(args.model, weights)
     size = model.input_shape[1]
-    if size is None:
-        found = data._weights_entry(args.model, weights)
-        size = found[1].input_size if found else 224
-    batch = np.stack([_read_image(path, size, prep) for path in args.images])
+    batch = np.stack([data.load_image(path, args.model, weights, image_size=size)
+                      for path in images])
     preds = model.predict(batch, verbose=0)
     console = _console()
-    for path, rows in zip(args.images, imagenet.decode_predictions(preds, top=args.top)):
+    for path, rows in zip(images, imagenet.decode_predictions(preds, top=args.top)):
         console.print(f"[bold]{escape(path)}[/bold]  ({args.model}, weights "
                       f"{escape(str(weights))})", soft_wrap=True)
         table = Table()
@@ -269,6 +255,22 @@ def cmd_predict(args):
             table.add_row(str(rank), name, wnid, f"{100 * float(score):.2f}%")
         console.print(table)
 
+def _model_kwargs(items):
+    """["alpha=0.5", "minimalistic=True"] -> {"alpha": 0.5, "minimalistic": True}."""
+    import ast
+
+    kwargs = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-arg {item!r}: expected NAME=VALUE (alpha=0.25)")
+        try:
+            kwargs[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            kwargs[key] = text
+    return kwargs
+
+
 def cmd_train(args):
     from kerasnets import training
 
@@ -279,6 +281,12 @@ def cmd_train(args):
         optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
         label_smoothing=args.label_smoothing, mixed_precision=args.mixed_precision,
         strategy=strategy, freeze_backbone=args.freeze_backbone,
+        train_split=args.train_split,
+        val_split=None if args.val_split.lower() == "none" else args.val_split,
+        steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+        warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay,
+        dropout=args.dropout, mixup=args.mixup, seed=args.seed, data_dir=args.data_dir,
+        model_kwargs=_model_kwargs(args.model_arg) or None,
     )
     if training.is_chief(result.strategy):
         print(f"model: {result.model_path}")
@@ -318,6 +326,22 @@ def _add_train_parser(sub):
                        help="run directory; run again with the same one to resume")
     train.add_argument("--freeze-backbone", action="store_true",
                        help="train only a new classifier")
+    train.add_argument("--train-split", default="train",
+                       help="split or slice to train on, e.g. 'train[:80%%]'")
+    train.add_argument("--val-split", default="auto",
+                       help="validation split or slice; 'auto' finds one, 'none' skips")
+    train.add_argument("--steps-per-epoch", type=int, default=None,
+                       help="limit each epoch (quick runs)")
+    train.add_argument("--validation-steps", type=int, default=None)
+    train.add_argument("--warmup-epochs", type=int, default=0)
+    train.add_argument("--weight-decay", type=float, default=None)
+    train.add_argument("--dropout", type=float, default=0.0,
+                       help="dropout before a new classifier")
+    train.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0: off)")
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
+    train.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                       help="builder keyword argument, e.g. alpha=0.5 (repeatable)")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="top-1/top-5 accuracy and images/s")
@@ -329,6 +353,281 @@ def _add_train_parser(sub):
     evaluate.add_argument("--compare", action="store_true",
                           help="print the weights' reported accuracy beside")
     evaluate.set_defaults(func=cmd_evaluate)
+
+
+def cmd_tune(args):
+    from kerasnets import tuner
+
+    families = args.families if args.families else args.family
+    result = tuner.search(
+        families, args.dataset, directory=args.directory,
+        project_name=args.project or "-".join(
+            ([families] if isinstance(families, str) else families)
+            + (["finetune"] if args.weights else [])),
+        tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
+        image_size=args.image_size, batch_size=args.batch_size,
+        steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
+        train_split=args.train_split, val_split=args.val_split, weights=args.weights,
+        backbone=args.backbone, augment=args.augment, fixed=tuner.parse_fixed(args.fix),
+        hyperband_factor=args.hyperband_factor, objective=args.objective,
+        strategy=args.strategy, tpu=args.tpu, mixed_precision=args.mixed_precision,
+        seed=args.seed, overwrite=args.overwrite,
+    )
+    console = _console()
+    if result.role == "worker":
+        console.print(f"worker {os.environ.get('KERASTUNER_TUNER_ID')}: ran trials "
+                      f"{', '.join(result.ran_trials) or 'none'}; the chief saves the best "
+                      "model", markup=False, soft_wrap=True)
+        return
+    console.print(tuner.trials_table(result.tuner))
+    console.print(tuner.hyperparameters_table(result.best_hyperparameters))
+    print(f"best model: {result.model_path}")
+
+
+def _add_tune_parser(sub):
+    # Literal choices (kerasnets.tuner's FAMILIES, TUNERS, STRATEGIES): importing
+    # it loads keras-tuner and TensorFlow, which the other commands do not need.
+    families = ("densenet", "mobilenet", "senet", "dpn", "igc")
+    tune = sub.add_parser(
+        "tune", help="hyperparameter search with keras-tuner (resumable, distributable)",
+        description="Searches a family's hyperparameters (or a fine-tuning of a pretrained "
+                    "backbone with --weights). Run again with the same --directory and "
+                    "--project to resume. For distributed tuning set KERASTUNER_TUNER_ID, "
+                    "KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT (see kerasnets.tuner).")
+    which = tune.add_mutually_exclusive_group(required=True)
+    which.add_argument("--family", choices=families, help="search one family's space")
+    which.add_argument("--families", nargs="+", choices=families, metavar="FAMILY",
+                       help="search across families (the family is a hyperparameter)")
+    tune.add_argument("--dataset", required=True,
+                      help="tensorflow-datasets name (imagenette/160px) or folder:PATH")
+    tune.add_argument("--tuner", choices=("random", "bayesian", "hyperband"), default="random")
+    tune.add_argument("--max-trials", type=int, default=None,
+                      help="trials in all (default 10; hyperband: as its brackets need, "
+                           "capped by this); a larger value continues a finished search")
+    tune.add_argument("--epochs", type=int, default=3,
+                      help="epochs per trial (hyperband: the most a trial trains)")
+    tune.add_argument("--image-size", type=int, default=224)
+    tune.add_argument("--batch-size", type=int, default=64, help="global batch size")
+    tune.add_argument("--steps-per-epoch", type=int, default=None,
+                      help="default: training images // batch size (small for smoke runs)")
+    tune.add_argument("--validation-steps", type=int, default=None,
+                      help="default: the whole validation split")
+    tune.add_argument("--train-split", default="train")
+    tune.add_argument("--val-split", default="auto",
+                      help="default: the validation or test split, else the last 20%% of "
+                           "the training split")
+    tune.add_argument("--directory", default="kerasnets_tuning",
+                      help="searches live in DIRECTORY/PROJECT (trial_*, best_model.keras)")
+    tune.add_argument("--project", default=None,
+                      help="project name (default: the family names, -finetune with "
+                           "--weights)")
+    tune.add_argument("--weights", default=None,
+                      help="fine-tune search: a pretrained tag (imagenet) or weights file")
+    tune.add_argument("--backbone", default=None,
+                      help="the pretrained builder to fine-tune (default: the family's, "
+                           "e.g. MobileNetV2)")
+    tune.add_argument("--augment", action="store_true",
+                      help="search the strength of random rotation, zoom and contrast too")
+    tune.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                      help="hold a hyperparameter at one value (repeatable), e.g. "
+                           "--fix optimizer=sgd --fix alpha=0.5")
+    tune.add_argument("--objective", default="val_accuracy",
+                      help="metric to optimise (val_accuracy, val_loss, val_top5)")
+    tune.add_argument("--hyperband-factor", type=int, default=3)
+    tune.add_argument("--strategy", choices=("auto", "cpu", "mirrored", "tpu"), default="auto",
+                      help="where each trial trains")
+    tune.add_argument("--tpu", default=None,
+                      help="TPU name, grpc://HOST:8470 or 'local' (with --strategy tpu/auto)")
+    tune.add_argument("--mixed-precision", action="store_true",
+                      help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
+    tune.add_argument("--seed", type=int, default=None)
+    tune.add_argument("--overwrite", action="store_true",
+                      help="start over instead of resuming DIRECTORY/PROJECT")
+    tune.set_defaults(func=cmd_tune)
+
+
+def cmd_benchmark(args):
+    import json
+
+    from rich.table import Table
+
+    from kerasnets import benchmark
+
+    builder = _get_builder(args.model)
+    kwargs = _model_kwargs(args.model_arg)
+    if _is_generic(builder) and not kwargs:
+        raise ValueError(f"{args.model} is a generic builder; name a variant "
+                         "(see `kerasnets list`) or pass its arguments with --model-arg")
+    result = benchmark.benchmark(
+        builder, args.mode, batch_size=args.batch_size, image_size=args.image_size,
+        mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+        steps=args.steps, warmup=args.warmup, model_kwargs=kwargs,
+    )
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return
+    extra = "".join(f", {k}={v!r}" for k, v in kwargs.items())
+    table = Table(title=f"{result.model}{extra}: {result.mode}, batch {result.batch_size}, "
+                        f"{result.image_size} px, {result.precision}"
+                        f"{', XLA' if result.jit_compile else ''}")
+    for column in ("device", "images/s", "latency p50", "latency p95", "peak memory",
+                   "first step", "steps"):
+        table.add_column(column, justify="left" if column == "device" else "right")
+    table.add_row(f"{result.device}: {result.device_name}",
+                  f"{result.images_per_second:.1f}",
+                  f"{result.latency_p50_ms:.1f} ms", f"{result.latency_p95_ms:.1f} ms",
+                  benchmark.format_bytes(result.peak_memory_bytes),
+                  f"{result.first_step_seconds:.1f} s",
+                  f"{result.steps} (+{result.warmup} warm-up)")
+    table.caption = (f"latency per batch; memory: {result.memory_source}; "
+                     f"TF {result.tensorflow_version}, Keras {result.keras_version}")
+    _console().print(table)
+
+
+def _add_benchmark_parser(sub):
+    bench = sub.add_parser(
+        "benchmark", help="images/s, latency and peak memory of a model",
+        description="Builds MODEL (weights=None) and times warm-up then timed steps on "
+                    "random images: images/s, per-batch latency p50/p95, peak memory. "
+                    "To use only the CPU of a GPU machine: CUDA_VISIBLE_DEVICES= kerasnets "
+                    "benchmark ...")
+    bench.add_argument("--model", required=True, help="builder name, e.g. DPN92")
+    bench.add_argument("--mode", choices=("infer", "train"), default="infer",
+                       help="infer: predict_on_batch; train: train_on_batch with the "
+                            "`kerasnets train` compile recipe (default infer)")
+    bench.add_argument("--batch-size", type=int, default=32, help="default 32")
+    bench.add_argument("--image-size", type=int, default=224, help="default 224")
+    bench.add_argument("--mixed-precision", action="store_true",
+                       help="mixed_float16 on a GPU, mixed_bfloat16 on a CPU/TPU")
+    bench.add_argument("--jit-compile", action="store_true",
+                       help="compile the step with XLA (off by default; slow on CPUs)")
+    bench.add_argument("--steps", type=int, default=20, help="timed steps")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    bench.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                       help="builder argument, repeatable (--model-arg alpha=0.25)")
+    bench.add_argument("--json", action="store_true", help="print the result as JSON")
+    bench.set_defaults(func=cmd_benchmark)
+
+
+def cmd_convert(args):
+    from rich.markup import escape
+    from rich.table import Table
+
+    from kerasnets.weights import convert
+
+    _get_builder(args.model)  # unknown names fail before anything is read
+    options = convert.parse_model_args(args.model_arg)
+    if args.input_size is not None:
+        if "input_shape" in options:
+            raise ValueError("give the input size once: --input-size or --model-arg input_shape")
+        options["input_shape"] = (args.input_size, args.input_size, 3)
+
+    def show(report, title):
+        table = Table(title=title, show_header=False)
+        table.add_column("", style="bold")
+        table.add_column("")
+        for label, value in report.rows():
+            table.add_row(label, escape(value))
+        _console().print(table)
+
+    try:
+        report = convert.convert(args.source, args.model, args.output,
+                                 include_top=not args.no_top, parity=not args.no_parity,
+                                 model_kwargs=options, tolerance=args.tolerance,
+                                 images=args.images)
+    except convert.ParityError as error:
+        show(error.report, f"{args.model}: parity check failed, nothing written")
+        raise
+    show(report, f"{args.model}: converted {args.source}")
+
+
+def _add_convert_parser(sub):
+    conv = sub.add_parser(
+        "convert", help="convert a checkpoint (or a pretrained tag) to .weights.h5 / .keras",
+        description="Build MODEL with weights=SOURCE (strict loading), compare it with the "
+                    "reference implementation (timm, pytorchcv or keras.applications) where "
+                    "installed, and save it.")
+    conv.add_argument("source", metavar="SOURCE",
+                      help="checkpoint file (.safetensors/.pth/.bin in timm layout, MXNet "
+                           ".params, legacy keras .h5, .weights.h5) or a pretrained tag "
+                           "(imagenet, tv_in1k, ...)")
+    conv.add_argument("--model", required=True, help="builder name, e.g. DPN92")
+    conv.add_argument("-o", "--output", required=True,
+                      help="OUT.weights.h5 (weights) or OUT.keras (the whole model)")
+    conv.add_argument("--no-top", action="store_true",
+                      help="without the classifier (include_top=False)")
+    conv.add_argument("--input-size", type=int, default=None,
+                      help="square input size built into the model (default: the builder's)")
+    conv.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
+                      help="builder argument, repeatable (--model-arg alpha=0.35)")
+    conv.add_argument("--no-parity", action="store_true",
+                      help="skip the comparison with the reference implementation")
+    conv.add_argument("--tolerance", type=float, default=1e-3,
+                      help="largest accepted max |diff| / logit spread (default 1e-3)")
+    conv.add_argument("--images", type=int, default=4,
+                      help="random images of the parity check (default 4)")
+    conv.set_defaults(func=cmd_convert)
+
+
+def cmd_export(args):
+    from rich.table import Table
+    from rich.text import Text
+
+    from kerasnets import export
+
+    keras_file = args.model.endswith(".keras")
+    if keras_file and args.weights is not None:
+        raise ValueError("--weights is for builder names; a .keras file carries its weights")
+    if not keras_file and os.path.sep in args.model:
+        raise ValueError(f"MODEL must be a builder name or a .keras file; received {args.model}")
+    weights = args.weights or "imagenet"
+    if weights.lower() == "none":
+        weights = None
+    report = export.export_model(
+        args.model, args.output, args.format, weights=None if keras_file else weights,
+        image_size=args.image_size, quantize=args.quantize, calibration=args.calibration,
+        calibration_split=args.calibration_split,
+        calibration_samples=args.calibration_samples, preprocessing=args.preprocessing,
+        min_agreement=args.min_agreement,
+    )
+    table = Table(title="kerasnets export (checked against the Keras model)")
+    table.add_column("")
+    table.add_column("")
+    for label, value in report.rows():
+        table.add_row(Text(label), Text(value))
+    _console().print(table)
+
+
+def _add_export_parser(sub):
+    from kerasnets import export
+
+    parser = sub.add_parser(
+        "export", help="SavedModel, LiteRT (.tflite) or ONNX, checked against Keras")
+    parser.add_argument("model", metavar="MODEL",
+                        help="builder name (e.g. MobileNetV2) or a .keras file")
+    parser.add_argument("-o", "--output", required=True,
+                        help="a .tflite or .onnx file, or a SavedModel directory")
+    parser.add_argument("--format", default=None,
+                        help=f"{' | '.join(export.FORMATS)} (default: from the output's "
+                             "extension; a directory is a SavedModel)")
+    parser.add_argument("--weights", default=None,
+                        help="pretrained tag (default imagenet), a weights file, or none "
+                             "(random); builder names only")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="input size (default: the model's or its weights')")
+    parser.add_argument("--quantize", default=None,
+                        help=f"{' | '.join(export.QUANTIZATIONS)} (LiteRT only; int8 "
+                             "needs --calibration)")
+    parser.add_argument("--calibration", default=None,
+                        help="images to calibrate int8 and to check on: a tfds name, "
+                             "folder:PATH (or a directory), or synthetic")
+    parser.add_argument("--calibration-split", default="train")
+    parser.add_argument("--calibration-samples", type=int, default=128)
+    parser.add_argument("--preprocessing", default=None,
+                        help="torch, tf, caffe, dpn, igc or none (default: the model's)")
+    parser.add_argument("--min-agreement", type=float, default=export.DEFAULT_MIN_AGREEMENT,
+                        help="quantized exports: least top-1 agreement with Keras")
+    parser.set_defaults(func=cmd_export)
 
 
 def _one_line(error):
@@ -349,13 +648,19 @@ def main(argv=None):
     info.add_argument("model")
     info.set_defaults(func=cmd_info)
     predict = sub.add_parser("predict", help="top-k ImageNet classes of images")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="*", metavar="IMAGE",
+                         help="image files (default: the bundled sample photo, "
+                              "a CC0 tabby cat)")
     predict.add_argument("--model", required=True, help="builder name, e.g. MobileNetV2")
     predict.add_argument("--weights", default="imagenet",
                          help="pretrained tag (default imagenet) or a weights file")
     predict.add_argument("--top", type=int, default=5)
     predict.set_defaults(func=cmd_predict)
     _add_train_parser(sub)
+    _add_export_parser(sub)
+    _add_tune_parser(sub)
+    _add_convert_parser(sub)
+    _add_benchmark_parser(sub)
     args = parser.parse_args(argv)
     # Errors are one line and an exit status, not a traceback
     # (KERASNETS_DEBUG=1 shows the traceback).
