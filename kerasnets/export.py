@@ -27,8 +27,9 @@ and run on a sample batch next to the Keras model.
   from itself by more (the same images one at a time instead of batched: a
   chaotic, e.g. deep random, network), the limit is 4 times that.
 - quantized exports (``float16``, ``int8``, LiteRT only): top-1 agreement
-  with the float Keras model on the calibration images must reach
-  ``min_agreement`` (default 0.8); outputs that are not class scores
+  with the float Keras model on the calibration images (float16 without
+  any: the synthetic check images) must reach ``min_agreement`` (default
+  0.8); outputs that are not class scores
   (``include_top=False``) use the RMS difference relative to the spread
   instead (at most 0.5).
 
@@ -809,6 +810,7 @@ def export_model(
 
     target, rewrites, float32_reference = exportable(net)
     reference = target if float32_reference else net
+
     def keras_outputs(x):
         return keras.ops.convert_to_numpy(reference(x, training=False))
 

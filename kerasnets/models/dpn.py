@@ -343,20 +343,20 @@ def DPN(
                 block_type = "normal"
             else:
                 block_type = "proj" if stage == 0 else "down"
-            name = f"conv{stage + 2}_{block}"
+            block_name = f"conv{stage + 2}_{block}"
             x = dual_path_block(
                 x,
                 bottleneck=k_r * base // 64,
                 residual_width=base * width_factor,
                 increment=increment,
                 groups=groups,
-                name=name,
+                name=block_name,
                 block_type=block_type,
                 b=b,
                 memory_efficient=memory_efficient,
             )
     if memory_efficient:  # the last block's paths, concatenated once
-        x = layers.Concatenate(name=f"{name}_concat")(x)
+        x = layers.Concatenate(name=f"{block_name}_concat")(x)
     x = bn_act(x, "conv5_final", activation=head_activation)
 
     if include_top and test_time_pool:

@@ -123,3 +123,12 @@ def test_dpn_trains_and_roundtrips(tmp_path):
     restored = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(restored.predict(x, verbose=0), model.predict(x, verbose=0),
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("memory_efficient", [False, True])
+def test_model_names(memory_efficient):
+    model = kerasnets.DPN68(weights=None, input_shape=(64, 64, 3), memory_efficient=memory_efficient)
+    assert model.name == "dpn68"
+    generic = kerasnets.DPN(96, 32, (1, 1, 1, 1), (16, 32, 24, 128), weights=None,
+                            input_shape=(64, 64, 3), memory_efficient=memory_efficient)
+    assert generic.name == "dpn"
