@@ -109,8 +109,8 @@ def test_predict_matches_the_library(capsys, images, weights_file):
                          "--weights", weights_file, "--top", "3")
     assert code == 0, err
     model = kerasnets.MobileNetV3Small(weights=weights_file)
-    prep = data.preprocessing_for("MobileNetV3Small", weights_file)
-    batch = np.stack([cli._read_image(p, 224, prep) for p in images])
+    batch = np.stack([data.load_image(p, "MobileNetV3Small", weights_file, image_size=224)
+                      for p in images])
     expected = imagenet.decode_predictions(model.predict(batch, verbose=0), top=3)
     for path, rows in zip(images, expected):
         section = out.split(path)[1]
@@ -158,3 +158,10 @@ def test_command_line_exit_status_without_traceback(tmp_path):
     )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "unknown model 'NoSuchNet'" in result.stderr
+
+
+def test_predict_without_an_image_uses_the_bundled_sample(capsys, weights_file):
+    code, out, err = run(capsys, "predict", "--model", "MobileNetV3Small",
+                         "--weights", weights_file, "--top", "2")
+    assert code == 0, err
+    assert imagenet.sample_image() in out and "probability" in out

@@ -27,7 +27,7 @@ def _batches(ds):
 
 
 def test_modes_equal_the_families_preprocess_input():
-    from kerasnets.models import dpn, igc
+    from kerasnets.models import dpn, igc, igc_v3
 
     images = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     imagenet_utils = keras.applications.imagenet_utils
@@ -37,6 +37,7 @@ def test_modes_equal_the_families_preprocess_input():
         "caffe": imagenet_utils.preprocess_input(images.copy(), mode="caffe"),
         "dpn": dpn.preprocess_input(images.copy()),
         "igc": igc.preprocess_input(images.copy()),
+        "igcv3": igc_v3.preprocess_input(images.copy()),
         "none": images,
     }
     assert set(expected) == set(data.MODES)
