@@ -230,6 +230,21 @@ def mixed_precision_policy(strategy):
     return "mixed_float16" if device_kind(strategy) == "gpu" else "mixed_bfloat16"
 
 
+def requested_policy(mixed_precision, strategy):
+    """The dtype policy a run asked for: None (float32), a policy name, or
+    True for the strategy's own (``mixed_precision_policy``); warns that
+    bfloat16 on a CPU is for testing. Warnings point at the caller's caller
+    (``train``, ``tuner.search``)."""
+    if not mixed_precision:
+        return None
+    policy = (mixed_precision if isinstance(mixed_precision, str)
+              else mixed_precision_policy(strategy))
+    if policy == "mixed_bfloat16" and device_kind(strategy) == "cpu":
+        warnings.warn("Mixed precision on CPU (bfloat16) is for testing: it is "
+                      "rarely faster than float32 there.", stacklevel=3)
+    return policy
+
+
 def task(strategy):
     """(task_type, task_id) of this process in a multi-worker cluster, or
     (None, None) on one machine."""
@@ -717,13 +732,7 @@ def train(
                            repeat=validation_steps is not None,
                            drop_remainder=validation_steps is not None, **common)
 
-    policy = None
-    if mixed_precision:
-        policy = (mixed_precision if isinstance(mixed_precision, str)
-                  else mixed_precision_policy(strategy))
-        if policy == "mixed_bfloat16" and kind == "cpu":
-            warnings.warn("Mixed precision on CPU (bfloat16) is for testing: it is "
-                          "rarely faster than float32 there.", stacklevel=2)
+    policy = requested_policy(mixed_precision, strategy)
     previous_policy = keras.config.dtype_policy()
     try:
         if policy:

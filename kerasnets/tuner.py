@@ -1282,13 +1282,7 @@ def search(
                        repeat=validation_steps is not None,
                        drop_remainder=validation_steps is not None, **common)
 
-    policy = None
-    if mixed_precision:
-        policy = (mixed_precision if isinstance(mixed_precision, str)
-                  else training.mixed_precision_policy(strategy))
-        if policy == "mixed_bfloat16" and kind == "cpu":
-            warnings.warn("Mixed precision on CPU (bfloat16) is for testing: it is "
-                          "rarely faster than float32 there.", stacklevel=2)
+    policy = training.requested_policy(mixed_precision, strategy)
     if role == "worker":
         overwrite = False  # only the chief starts a distributed search over
     project_dir = os.path.join(os.fspath(directory), project_name)
