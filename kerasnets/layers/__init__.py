@@ -1,6 +1,7 @@
 """Reusable, serializable layers of kerasnets."""
 
 from kerasnets.layers.activations import hard_sigmoid, hard_swish
+from kerasnets.layers.batch_norm import BatchNormalization
 from kerasnets.layers.channel_shuffle import ChannelShuffle
 from kerasnets.layers.channel_split import ChannelSplit
 from kerasnets.layers.checkpointed import (
@@ -14,6 +15,7 @@ from kerasnets.layers.interleaved_group_conv import InterleavedGroupConv
 from kerasnets.layers.squeeze_excite import SEBlock
 
 __all__ = [
+    "BatchNormalization",
     "ChannelShuffle",
     "ChannelSplit",
     "ConcatBatchNormalization",

@@ -52,7 +52,11 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import ConcatBatchNormalization, ConcatNormActConv2D
+from kerasnets.layers import (
+    BatchNormalization,
+    ConcatBatchNormalization,
+    ConcatNormActConv2D,
+)
 from kerasnets.models.common import (
     check_arguments,
     classifier_top,
@@ -161,7 +165,7 @@ _register_weights()
 def bn_relu(x, name):
     """Pre-activation BN-ReLU; ``name`` "" gives keras' final "bn"/"relu"."""
     prefix = f"{name}_" if name else ""
-    x = layers.BatchNormalization(
+    x = BatchNormalization(
         axis=-1, epsilon=BN_EPSILON, name=f"{prefix}bn"
     )(x)
     return layers.Activation("relu", name=f"{prefix}relu")(x)

@@ -54,6 +54,7 @@ from keras import layers
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import (
+    BatchNormalization,
     ChannelSplit,
     ConcatBatchNormalization,
     ConcatNormActConv2D,
@@ -133,7 +134,7 @@ weights_lib.register(
 
 
 def bn_act(x, name, activation="relu"):
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     return layers.Activation(activation, name=f"{name}_{activation}")(x)
 
 

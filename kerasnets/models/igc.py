@@ -137,7 +137,12 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import ChannelShuffle, GroupConv2D, InterleavedGroupConv
+from kerasnets.layers import (
+    BatchNormalization,
+    ChannelShuffle,
+    GroupConv2D,
+    InterleavedGroupConv,
+)
 from kerasnets.models.common import (
     check_arguments,
     classifier_top,
@@ -195,7 +200,7 @@ for _builder, (_file, _top1, _top5) in _RELEASES.items():
 
 
 def batch_norm(x, name, momentum=BN_MOMENTUM):
-    return layers.BatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
+    return BatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
 
 
 def symmetric_pad(x, kernel_size, strides, name):

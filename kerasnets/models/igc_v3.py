@@ -57,7 +57,7 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import ChannelShuffle, GroupConv2D
+from kerasnets.layers import BatchNormalization, ChannelShuffle, GroupConv2D
 from kerasnets.models.common import (
     check_arguments,
     classifier_top,
@@ -115,17 +115,20 @@ def even_width(channels, alpha):
 def conv_bn(x, filters, kernel_size, name, strides=1, groups=1, depthwise=False,
             activation=None):
     """Conv-BN(-ReLU6) unit (MXNet ``mobilenet_unit``): ``{name}_conv``,
-    ``{name}_bn``, ``{name}_relu6``; symmetric padding."""
-    if kernel_size > 1:
+    ``{name}_bn``, ``{name}_relu6``; symmetric padding (Keras "same" where it
+    is the same, an explicit ``{name}_pad`` before stride-2 convolutions)."""
+    padding = "same" if kernel_size > 1 else "valid"
+    if kernel_size > 1 and strides > 1:
         x = layers.ZeroPadding2D(kernel_size // 2, name=f"{name}_pad")(x)
+        padding = "valid"
     if depthwise:
-        x = layers.DepthwiseConv2D(kernel_size, strides=strides, use_bias=False,
-                                   name=f"{name}_conv")(x)
+        x = layers.DepthwiseConv2D(kernel_size, strides=strides, padding=padding,
+                                   use_bias=False, name=f"{name}_conv")(x)
     else:
         conv = GroupConv2D if groups > 1 else layers.Conv2D
-        x = conv(filters, kernel_size, strides=strides, groups=groups, use_bias=False,
-                 name=f"{name}_conv")(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+        x = conv(filters, kernel_size, strides=strides, groups=groups, padding=padding,
+                 use_bias=False, name=f"{name}_conv")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
                                   name=f"{name}_bn")(x)
     if activation:
         x = layers.ReLU(6.0, name=f"{name}_relu6")(x)

@@ -35,6 +35,7 @@ import keras
 from keras import layers
 
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
+from kerasnets.layers import BatchNormalization
 from kerasnets.models.common import (
     check_arguments,
     finish_model,
@@ -146,7 +147,7 @@ def conv_bn(
         use_bias=False,
         name=name,
     )(x)
-    x = layers.BatchNormalization(
+    x = BatchNormalization(
         epsilon=BN_EPSILON, momentum=momentum, name=bn_name or f"{name}_bn"
     )(x)
     if relu6:
@@ -190,7 +191,7 @@ def depthwise_conv_bn(
         use_bias=False,
         name=name,
     )(x)
-    x = layers.BatchNormalization(
+    x = BatchNormalization(
         epsilon=BN_EPSILON, momentum=momentum, name=bn_name or f"{name}_bn"
     )(x)
     return layers.ReLU(6.0, name=relu_name or f"{name}_relu")(x)

@@ -31,7 +31,7 @@ import warnings
 from keras import layers
 
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import hard_sigmoid, hard_swish
+from kerasnets.layers import BatchNormalization, hard_sigmoid, hard_swish
 from kerasnets.models.common import (
     check_arguments,
     finish_model,
@@ -214,7 +214,7 @@ def activation(kind, name):
 
 
 def batch_norm(name):
-    return layers.BatchNormalization(
+    return BatchNormalization(
         epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name
     )
 

@@ -95,7 +95,7 @@ from keras import layers
 
 from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
-from kerasnets.layers import GroupConv2D, SEBlock
+from kerasnets.layers import BatchNormalization, GroupConv2D, SEBlock
 from kerasnets.models import mobilenet
 from kerasnets.models.common import (
     check_arguments,
@@ -261,7 +261,7 @@ def conv_bn(x, filters, kernel_size, name, strides=1, groups=1, activation=True)
         name=f"{name}_conv",
         **extra,
     )(x)
-    x = layers.BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = BatchNormalization(epsilon=BN_EPSILON, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation("relu", name=f"{name}_relu")(x)
     return x
@@ -987,7 +987,7 @@ def _inception_step(x, step, names):
         name=names("conv2d"),
     )(x)
     # keras' InceptionV3: BN without scale, default epsilon (1e-3).
-    x = layers.BatchNormalization(scale=False, name=names("batch_normalization"))(x)
+    x = BatchNormalization(scale=False, name=names("batch_normalization"))(x)
     return layers.Activation("relu", name=names("activation"))(x)
 
 

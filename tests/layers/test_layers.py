@@ -3,7 +3,14 @@ import pytest
 
 import keras
 
-from kerasnets.layers import ChannelShuffle, GroupConv2D, SEBlock, hard_sigmoid, hard_swish
+from kerasnets.layers import (
+    BatchNormalization,
+    ChannelShuffle,
+    GroupConv2D,
+    SEBlock,
+    hard_sigmoid,
+    hard_swish,
+)
 
 
 def _roundtrip(model, tmp_path):
@@ -155,12 +162,14 @@ def test_layers_roundtrip_through_keras_file(tmp_path):
     x = GroupConv2D(16, 3, groups=4, padding="same", name="gconv")(inputs)
     x = ChannelShuffle(4, name="shuffle")(x)
     x = SEBlock(ratio=4, gate_activation="hard_sigmoid", name="se")(x)
+    x = BatchNormalization(epsilon=1e-5, name="bn")(x)
     model = keras.Model(inputs, x)
     sample = np.random.default_rng(3).normal(size=(2, 8, 8, 16)).astype("float32")
     restored = _roundtrip(model, tmp_path)
     assert isinstance(restored.get_layer("gconv"), GroupConv2D)
     assert restored.get_layer("shuffle").groups == 4
     assert restored.get_layer("se").get_config()["gate_activation"] == "hard_sigmoid"
+    assert type(restored.get_layer("bn")) is BatchNormalization
     np.testing.assert_allclose(restored(sample), model(sample), rtol=1e-6, atol=1e-6)
 
 
@@ -183,3 +192,67 @@ def test_group_conv_trains_in_bfloat16_on_cpu():
                              tape.gradient(loss_half, [x, half.kernel])):
         error = tf.reduce_max(tf.abs(exact - tf.cast(approx, tf.float32)))
         assert float(error / tf.reduce_max(tf.abs(exact))) < 3e-2
+
+
+@pytest.mark.parametrize(
+    "kwargs, shape",
+    [
+        ({}, (4, 6, 5, 7)),
+        ({"epsilon": 1.001e-5, "momentum": 0.9}, (3, 4, 4, 8)),
+        ({"scale": False}, (2, 3, 3, 4)),
+        ({"center": False, "epsilon": 1e-5}, (2, 5, 5, 3)),
+        ({"epsilon": 1e-3}, (1, 1, 1, 6)),  # one value a channel: variance 0
+    ],
+)
+@pytest.mark.parametrize("graph", [False, True])
+def test_fused_batch_norm_matches_keras(kwargs, shape, graph):
+    """Outputs, input/weight gradients and moving statistics of the fused
+    training step equal keras.layers.BatchNormalization's."""
+    import tensorflow as tf
+
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, shape).astype("float32"))
+    upstream = tf.constant(rng.normal(size=shape).astype("float32"))
+    initial = None
+    results = []
+    for cls in (keras.layers.BatchNormalization, BatchNormalization):
+        layer = cls(**kwargs)
+        layer.build(shape)
+        if initial is None:
+            initial = [rng.uniform(0.5, 1.5, v.shape).astype("float32") for v in layer.weights]
+        layer.set_weights(initial)
+
+        def step(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = layer(x, training=True)
+                loss = tf.reduce_sum(y * upstream + 0.5 * y * y)
+            return y, tape.gradient(loss, [x, *layer.trainable_weights])
+
+        y, grads = (tf.function(step) if graph else step)(x)
+        results.append((y.numpy(), [g.numpy() for g in grads],
+                        [v.numpy() for v in layer.weights]))
+    (y0, g0, w0), (y1, g1, w1) = results
+    np.testing.assert_allclose(y1, y0, atol=1e-4)
+    for a, b in zip(g1, g0):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * max(1.0, np.abs(b).max()))
+    for a, b in zip(w1, w0):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_batch_norm_uses_the_fused_kernel_and_keeps_inference():
+    import tensorflow as tf
+
+
+    layer = BatchNormalization()
+    x = tf.random.normal((2, 4, 4, 3))
+    graph = tf.function(lambda x: layer(x, training=True)).get_concrete_function(x).graph
+    assert any(op.type == "FusedBatchNormV3" for op in graph.get_operations())
+    graph = tf.function(lambda x: layer(x, training=False)).get_concrete_function(x).graph
+    assert not any(op.type.startswith("FusedBatchNorm") for op in graph.get_operations())
+    # Ranks other than 4 and channels-first take Keras' path, with the same result.
+    for shape, axis in [((3, 5), -1), ((2, 3, 4, 4), 1)]:
+        fused, plain = BatchNormalization(axis=axis), keras.layers.BatchNormalization(axis=axis)
+        v = tf.random.normal(shape)
+        np.testing.assert_allclose(fused(v, training=True), plain(v, training=True), atol=1e-5)
