@@ -25,9 +25,22 @@ its result, so that each step's time is the latency of one batch.
   ``jit_compile=False`` here is an explicit "no XLA". XLA on a CPU is usually
   slower (depthwise convolutions: 10x), so it is never chosen there for you.
 
+Backends: TensorFlow and JAX (``KERAS_BACKEND=jax``; the models are plain
+``keras.layers``/``keras.ops``, so they run there unchanged). TensorFlow is
+never imported under JAX. On JAX, ``jit_compile=True`` is ``jax.jit`` (XLA,
+JAX's normal mode) and ``jit_compile=False`` runs the step eagerly, op by
+op (each operation dispatched on its own: much slower, and the first step
+compiles every operation's kernel); the inputs are numpy random numbers put
+on the device first, and the model's variables are waited for before the
+timed steps and at the last one, since JAX dispatches asynchronously.
+``BenchmarkResult.backend`` and ``backend_version`` say which ran
+(``tensorflow_version`` is None under JAX).
+
 Peak memory: on a GPU, TensorFlow's allocator peak on ``GPU:0`` during the
 benchmark (``tf.config.experimental.get_memory_info``; reset at the start when
-TensorFlow allows it). On a CPU, the growth of the process's peak resident
+TensorFlow allows it); under JAX, the XLA allocator's ``peak_bytes_in_use``
+of the first device (``jax.Device.memory_stats``): the process's peak, which
+JAX cannot reset, so run one benchmark a process. On a CPU, the growth of the process's peak resident
 set size during the benchmark: on Linux the peak (``VmHWM``) is reset first
 through ``/proc/self/clear_refs`` and compared with the resident size before
 the model is built (read with psutil when installed); elsewhere the growth of
@@ -62,7 +75,8 @@ class BenchmarkResult:
     steps: int
     warmup: int
     precision: str  # the Keras dtype policy: float32, mixed_float16, mixed_bfloat16
-    jit_compile: bool  # XLA, as the model ran
+    jit_compile: bool  # XLA, as the model ran (under JAX: False is eager, op by op)
+    backend: str  # the Keras backend: "tensorflow" or "jax"
     device: str  # "gpu" or "cpu"
     device_name: str
     images_per_second: float  # batch_size * steps / time of the timed steps
@@ -74,7 +88,8 @@ class BenchmarkResult:
     peak_memory_bytes: Optional[int]
     memory_source: str
     params: int
-    tensorflow_version: str
+    backend_version: str  # TensorFlow's or JAX's version
+    tensorflow_version: Optional[str]  # None unless the backend is TensorFlow
     keras_version: str
     latencies_ms: list = dataclasses.field(default_factory=list, repr=False)
 
@@ -86,7 +101,8 @@ class BenchmarkResult:
         memory = format_bytes(self.peak_memory_bytes)
         xla = ", XLA" if self.jit_compile else ""
         return (f"{self.model} {self.mode} batch {self.batch_size} at {self.image_size} px, "
-                f"{self.precision}{xla}, {self.device} ({self.device_name}): "
+                f"{self.precision}{xla}, {self.device} ({self.device_name}), "
+                f"{self.backend} {self.backend_version}: "
                 f"{self.images_per_second:.1f} images/s, latency p50 "
                 f"{self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms, "
                 f"peak memory {memory}")
@@ -121,6 +137,23 @@ class _GPUPeak:
         try:
             return int(self.tf.config.experimental.get_memory_info(self.device)["peak"])
         except (ValueError, RuntimeError, KeyError):
+            return None
+
+
+class _JAXPeak:
+    """The XLA allocator's peak on a JAX device: the process's peak (JAX has
+    no reset)."""
+
+    def __init__(self, device):
+        self.device = device
+        self.source = (f"JAX/XLA allocator peak_bytes_in_use on {device} "
+                       "(jax.Device.memory_stats): the process's peak, not reset")
+
+    def stop(self):
+        try:
+            stats = self.device.memory_stats()
+            return int(stats["peak_bytes_in_use"]) if stats else None
+        except (KeyError, RuntimeError, TypeError, ValueError):
             return None
 
 
@@ -203,8 +236,35 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
+def _backend():
+    """The Keras backend's name, "tensorflow" or "jax" (others: ValueError)."""
+    import keras
+
+    name = keras.backend.backend()
+    if name not in ("tensorflow", "jax"):
+        raise ValueError(f"kerasnets.benchmark runs on the tensorflow and jax backends, "
+                         f"not {name!r} (set KERAS_BACKEND).")
+    return name
+
+
+def _jax_device_info():
+    import jax
+
+    devices = jax.devices()
+    device = devices[0]
+    if device.platform == "cpu":
+        cores = os.cpu_count() or 1
+        return "cpu", f"{_cpu_name()}, {cores} cores"
+    kind = "tpu" if device.platform == "tpu" else "gpu"
+    name = getattr(device, "device_kind", None) or str(device)
+    return kind, name + (f" (1 of {len(devices)})" if len(devices) > 1 else "")
+
+
 def device_info():
-    """("gpu" or "cpu", a readable name) of where TensorFlow will compute."""
+    """("gpu" or "cpu", a readable name) of where the Keras backend
+    (TensorFlow, or JAX's first device) will compute."""
+    if _backend() == "jax":
+        return _jax_device_info()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -232,9 +292,24 @@ def _policy(mixed_precision):
             raise ValueError(f"mixed_precision {mixed_precision!r}: expected True, False, "
                              "'mixed_float16' or 'mixed_bfloat16'")
         return mixed_precision
+    if _backend() == "jax":
+        return "mixed_float16" if device_info()[0] == "gpu" else "mixed_bfloat16"
     import tensorflow as tf
 
     return training.mixed_precision_policy(tf.distribute.get_strategy())
+
+
+def _jax_inputs(batch_size, image_size, seed, mode):
+    """Random images in [-1, 1) and one-hot labels (train), on JAX's device."""
+    import jax
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1.0, 1.0, (batch_size, image_size, image_size, 3)).astype("float32")
+    y = None
+    if mode == "train":
+        y = np.eye(1000, dtype="float32")[rng.integers(0, 1000, batch_size)]
+    return jax.device_put(x), None if y is None else jax.device_put(y)
 
 
 def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_precision=False,
@@ -258,7 +333,6 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     """
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from kerasnets import training
 
@@ -271,15 +345,23 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     warmup = max(1, int(warmup))
     builder = training.get_builder(model)
     name = builder.__name__
+    backend = _backend()
+    if backend == "jax":
+        import jax
+    else:
+        import tensorflow as tf
     kind, device_name = device_info()
     policy = _policy(mixed_precision)
     jit_compile = bool(jit_compile)
-    if jit_compile and kind == "cpu":
+    if jit_compile and kind == "cpu" and backend == "tensorflow":
         warnings.warn("jit_compile on a CPU: XLA's CPU kernels are often slower than "
                       "TensorFlow's (depthwise convolutions about 10x).", stacklevel=2)
 
     gc.collect()
-    memory = _GPUPeak(tf) if kind == "gpu" else _CPUPeak()
+    if kind == "cpu":
+        memory = _CPUPeak()
+    else:
+        memory = _JAXPeak(jax.devices()[0]) if backend == "jax" else _GPUPeak(tf)
     start = time.perf_counter()
     previous_policy = keras.config.dtype_policy()
     try:
@@ -298,12 +380,20 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
         keras.config.set_dtype_policy(previous_policy)
     build_seconds = time.perf_counter() - start
 
-    x = tf.random.stateless_uniform((batch_size, image_size, image_size, 3), (seed, 1),
-                                    -1.0, 1.0)
+    wait = None  # TensorFlow: each step's numpy result waited for the step
+    if backend == "jax":
+        x, y = _jax_inputs(batch_size, image_size, seed, mode)
+
+        def wait():  # JAX dispatches asynchronously: wait for the new weights too
+            jax.block_until_ready([v.value for v in net.variables])
+    else:
+        x = tf.random.stateless_uniform((batch_size, image_size, image_size, 3), (seed, 1),
+                                        -1.0, 1.0)
     if mode == "train":
-        labels = tf.random.stateless_uniform((batch_size,), (seed, 2), 0, 1000,
-                                             dtype=tf.int32)
-        y = tf.one_hot(labels, 1000)
+        if backend == "tensorflow":
+            labels = tf.random.stateless_uniform((batch_size,), (seed, 2), 0, 1000,
+                                                 dtype=tf.int32)
+            y = tf.one_hot(labels, 1000)
 
         def step():
             return net.train_on_batch(x, y)  # returns numpy: waits for the step
@@ -316,25 +406,32 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     first_step_seconds = time.perf_counter() - start
     for _ in range(warmup - 1):
         step()
+    if wait:
+        wait()
     latencies = []
-    for _ in range(steps):
+    for i in range(steps):
         start = time.perf_counter()
         step()
+        if wait and i == steps - 1:
+            wait()
         latencies.append(time.perf_counter() - start)
     peak = memory.stop()
 
     ms = np.asarray(latencies) * 1000.0
+    backend_version = jax.__version__ if backend == "jax" else tf.__version__
     result = BenchmarkResult(
         model=name, mode=mode, batch_size=batch_size, image_size=image_size, steps=steps,
-        warmup=warmup, precision=policy, jit_compile=bool(net.jit_compile), device=kind,
-        device_name=device_name,
+        warmup=warmup, precision=policy, jit_compile=bool(net.jit_compile), backend=backend,
+        device=kind, device_name=device_name,
         images_per_second=batch_size * steps / float(np.sum(latencies)),
         latency_p50_ms=float(np.percentile(ms, 50)),
         latency_p95_ms=float(np.percentile(ms, 95)),
         latency_mean_ms=float(np.mean(ms)),
         first_step_seconds=first_step_seconds, build_seconds=build_seconds,
         peak_memory_bytes=peak, memory_source=memory.source,
-        params=int(net.count_params()), tensorflow_version=tf.__version__,
+        params=int(net.count_params()),
+        backend_version=backend_version,
+        tensorflow_version=backend_version if backend == "tensorflow" else None,
         keras_version=keras.__version__, latencies_ms=[float(v) for v in ms],
     )
     return result

@@ -479,8 +479,9 @@ def cmd_benchmark(args):
                   benchmark.format_bytes(result.peak_memory_bytes),
                   f"{result.first_step_seconds:.1f} s",
                   f"{result.steps} (+{result.warmup} warm-up)")
+    backend = {"tensorflow": "TF", "jax": "JAX"}.get(result.backend, result.backend)
     table.caption = (f"latency per batch; memory: {result.memory_source}; "
-                     f"TF {result.tensorflow_version}, Keras {result.keras_version}")
+                     f"{backend} {result.backend_version}, Keras {result.keras_version}")
     _console().print(table)
 
 

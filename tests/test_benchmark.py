@@ -41,7 +41,12 @@ def check_result(r, mode, precision="float32", jit_compile=False):
     assert r["memory_source"]
     if sys.platform.startswith("linux") or r["device"] == "gpu":
         assert isinstance(r["peak_memory_bytes"], int) and r["peak_memory_bytes"] >= 0
-    assert r["tensorflow_version"] and r["keras_version"] == keras.__version__
+    assert r["backend"] == keras.backend.backend() and r["backend_version"]
+    if r["backend"] == "tensorflow":
+        assert r["tensorflow_version"] == r["backend_version"]
+    else:
+        assert r["tensorflow_version"] is None
+    assert r["keras_version"] == keras.__version__
 
 
 @pytest.mark.parametrize("mode", ["infer", "train"])
@@ -116,6 +121,31 @@ def test_cli_benchmark_errors(capsys):
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("kerasnets: error: "), err
         assert needle in lines[0]
+
+
+def test_cli_benchmark_json_on_jax():
+    """`kerasnets benchmark` on Keras' JAX backend (not a parity test: only
+    that it runs, without TensorFlow, and says which backend ran)."""
+    import importlib.util
+
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed")
+    done = subprocess.run(
+        [sys.executable, "-m", "kerasnets", "benchmark", "--model", "MobileNetV3Small",
+         "--mode", "train", "--batch-size", "2", "--image-size", "32", "--steps", "1",
+         "--warmup", "1", "--jit-compile", "--json"],  # jax.jit: half the time of eager
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env=dict(os.environ, KERAS_BACKEND="jax",
+                 PYTHONPATH=os.pathsep.join(filter(None, [ROOT,
+                                                          os.environ.get("PYTHONPATH")]))),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    assert set(r) == FIELDS
+    assert (r["backend"], r["tensorflow_version"]) == ("jax", None)
+    assert r["backend_version"] and r["model"] == "MobileNetV3Small"
+    assert r["mode"] == "train" and r["jit_compile"] is True
+    assert r["images_per_second"] > 0 and len(r["latencies_ms"]) == 1
 
 
 def _load_bench_vs_timm():
