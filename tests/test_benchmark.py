@@ -166,8 +166,21 @@ def test_bench_vs_timm_covers_every_family(timm):
     assert any(f.startswith("igc") for f in families)
     for name, (peer, relation) in tool.PEERS.items():
         assert callable(getattr(kerasnets, name)), name
-        assert timm.is_model(peer), peer
+        if peer.startswith("pytorchcv:"):
+            from pytorchcv.model_provider import _models
+
+            assert peer.split(":", 1)[1] in _models, peer
+        elif not peer.startswith("torch:"):  # torch: built below
+            assert timm.is_model(peer), peer
         assert relation in ("same", "closest")
+    # The IGC peers (pytorchcv's, tools/torch_peers.py's) are the same
+    # networks (parameter counts) and run at any size.
+    import torch
+
+    for name, params in (("IGCV3", 3_491_688), ("IGC_L4M32", 12_251_240)):
+        peer = tool.create_peer(tool.PEERS[name][0])
+        assert sum(p.numel() for p in peer.parameters()) == params, name
+        assert peer(torch.zeros(1, 3, 96, 96)).shape == (1, 1000)
     args = tool.parse_args(["--quick"])
     assert (args.batch_size, args.image_size, args.repeats) == (2, 64, 1)
     assert args.models == tool.DEFAULT_MODELS

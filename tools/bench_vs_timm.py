@@ -26,10 +26,10 @@ the machine, ready for the README.
 
 timm counterparts: the same architecture (and parameter count) for
 DenseNet, MobileNet v1/v2/v3, SENet and DPN. timm has no IGC networks: IGCV3
-is compared with mobilenetv2_100 (IGCV3 is MobileNetV2 with 2-group 1x1
-convolutions and channel shuffles) and IGC_L4M32 with resnet18 (the same
-ResNet-18 skeleton with each 3x3 convolution an interleaved group
-convolution); those rows are marked "closest".
+is compared with pytorchcv's igcv3_w1 (the same network: kerasnets' IGCV3
+parity tests use it as their reference; "pytorchcv:" names) and IGC_L4M32
+with a PyTorch IGC-L4M32 written for this comparison (tools/torch_peers.py,
+the same layout and parameter count; "torch:" names).
 
     python tools/bench_vs_timm.py                          # all main variants, 224 px, batch 8
     python tools/bench_vs_timm.py --models DPN68 DPN92 --repeats 5 --threads 2
@@ -61,8 +61,8 @@ PEERS = {
     "SEResNeXt50_32x4d": ("legacy_seresnext50_32x4d", "same"),
     "DPN68": ("dpn68", "same"),
     "DPN92": ("dpn92", "same"),
-    "IGCV3": ("mobilenetv2_100", "closest"),
-    "IGC_L4M32": ("resnet18", "closest"),
+    "IGCV3": ("pytorchcv:igcv3_w1", "same"),
+    "IGC_L4M32": ("torch:igc_l4m32", "same"),
     # more, with --models
     "DenseNet161": ("densenet161", "same"),
     "DenseNet169": ("densenet169", "same"),
@@ -83,6 +83,30 @@ PEERS = {
 DEFAULT_MODELS = ["DenseNet121", "MobileNet", "MobileNetV2", "MobileNetV3Large", "SEResNet50",
                   "SEResNeXt50_32x4d", "DPN68", "DPN92", "IGCV3", "IGC_L4M32"]
 LIBRARIES = ("kerasnets", "timm")
+
+
+def create_peer(name):
+    """The PyTorch counterpart, randomly initialised: timm's model ``name``,
+    pytorchcv's for ``"pytorchcv:NAME"``, tools/torch_peers.py's for
+    ``"torch:NAME"``."""
+    if name.startswith("torch:"):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import torch_peers
+
+        return torch_peers.MODELS[name.split(":", 1)[1]]()
+    if name.startswith("pytorchcv:"):
+        import torch
+        from pytorchcv.model_provider import get_model
+
+        model = get_model(name.split(":", 1)[1], pretrained=False)
+        # pytorchcv pools with a fixed 7x7 window (224 px only); global
+        # average pooling is the same there and works at any size.
+        if isinstance(getattr(model.features, "final_pool", None), torch.nn.AvgPool2d):
+            model.features.final_pool = torch.nn.AdaptiveAvgPool2d(1)
+        return model
+    import timm
+
+    return timm.create_model(name, pretrained=False, num_classes=1000)
 MODES = ("infer", "train")
 QUICK = dict(batch_size=2, image_size=64, steps=2, warmup=1, repeats=1)
 FULL = dict(batch_size=8, image_size=224, steps=10, warmup=3, repeats=3)
@@ -109,13 +133,12 @@ def kerasnets_worker(args):
 
 def timm_worker(args):
     import numpy as np
-    import timm
     import torch
 
     torch.set_num_threads(args.threads)
     cuda = args.device == "gpu"
     device = torch.device("cuda" if cuda else "cpu")
-    model = timm.create_model(PEERS[args.model][0], pretrained=False, num_classes=1000)
+    model = create_peer(PEERS[args.model][0])
     model.to(device)
     size, batch = args.image_size, args.batch_size
     x = torch.rand(batch, 3, size, size, device=device) * 2 - 1

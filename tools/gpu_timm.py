@@ -32,7 +32,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_vs_timm import PEERS  # imports only the standard library (no TensorFlow)
+from bench_vs_timm import PEERS, create_peer  # imports only the standard library (no TensorFlow)
 
 
 def parse_args(argv=None):
@@ -72,7 +72,7 @@ def measure(args):
         torch.cuda.reset_peak_memory_stats()
 
     start = time.perf_counter()
-    model = timm.create_model(peer, pretrained=False, num_classes=1000)
+    model = create_peer(peer)
     model = model.to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1 * args.batch_size / 256,
                                 momentum=0.9, nesterov=True, weight_decay=5e-5)
