@@ -31,6 +31,7 @@ setup(
             "pytest>=7", "pytest-timeout", "pillow",
             "onnx", "onnxruntime", "tf2onnx",
             "nbclient", "nbformat", "ipykernel",
+            "jax[cpu]",  # kerasnets.benchmark on Keras' JAX backend
         ],
         "parity": ["torch>=2.1", "torchvision", "timm>=1.0", "pytorchcv"],
     },

@@ -124,12 +124,18 @@ def test_cli_benchmark_errors(capsys):
 
 
 def test_cli_benchmark_json_on_jax():
-    """`kerasnets benchmark` on Keras' JAX backend (not a parity test: only
-    that it runs, without TensorFlow, and says which backend ran)."""
+    """`kerasnets benchmark` on Keras' JAX backend (the GPU check's path when
+    TensorFlow has no GPU): it runs, without TensorFlow, and says which
+    backend ran. jax is in the test extra: missing under CI=true fails."""
     import importlib.util
 
+    from tests.parity import IN_CI
+
     if importlib.util.find_spec("jax") is None:
-        pytest.skip("jax is not installed")
+        message = "jax is not installed (pip install -e '.[test]')"
+        if IN_CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     done = subprocess.run(
         [sys.executable, "-m", "kerasnets", "benchmark", "--model", "MobileNetV3Small",
          "--mode", "train", "--batch-size", "2", "--image-size", "32", "--steps", "1",

@@ -7,8 +7,9 @@ import keras
 
 @keras.saving.register_keras_serializable(package="kerasnets")
 class BatchNormalization(keras.layers.BatchNormalization):
-    """``keras.layers.BatchNormalization`` with a fused training step on
-    TensorFlow.
+    """``keras.layers.BatchNormalization`` (Ioffe & Szegedy, "Batch
+    Normalization", ICML 2015, arXiv:1502.03167) with a fused training step
+    on TensorFlow.
 
     Keras 3 computes a training step's batch moments and the normalisation
     as separate operations (mean, squared difference, subtract, multiply,
