@@ -215,12 +215,15 @@ class _ConcatNormActConv:
     """``conv(norm_activation(concat(features) * scale + offset))``, called on
     ``[affine, *features]``; see ``ConcatNormActConv2D``."""
 
-    def __init__(self, *args, norm_activation="relu", **kwargs):
+    def __init__(self, *args, norm_activation="relu", zero_padding=0, **kwargs):
         # No autocasting: under mixed precision the affine stays float32 (as
         # inside BatchNormalization); `call` casts features and kernel.
         kwargs["autocast"] = False
         super().__init__(*args, **kwargs)
         self.norm_activation = keras.activations.get(norm_activation)
+        self.zero_padding = int(zero_padding)
+        if self.zero_padding < 0:
+            raise ValueError(f"zero_padding must be >= 0; received {zero_padding}.")
         self.input_spec = None
 
     def build(self, input_shape):
@@ -248,7 +251,11 @@ class _ConcatNormActConv:
             x = ops.cast(x, affine.dtype)
             # BatchNormalization's output: x * scale + offset, cast back.
             x = ops.cast(x * affine[0] + affine[1], self.compute_dtype)
-            return self.convolution_op(self.norm_activation(x), kernel)
+            x = self.norm_activation(x)
+            if self.zero_padding:
+                p = self.zero_padding
+                x = ops.pad(x, [[0, 0], [p, p], [p, p], [0, 0]])
+            return self.convolution_op(x, kernel)
 
         outputs = _recompute(forward, [kernel, affine, *features])
         if self.use_bias:
@@ -263,12 +270,18 @@ class _ConcatNormActConv:
         if len(shapes) > 1:
             input_shape = _concat_shape(shapes[1:])
         # else: the concatenated shape (Conv2D.build checks it this way)
+        if self.zero_padding:
+            input_shape = (input_shape[0],
+                           *(None if d is None else d + 2 * self.zero_padding
+                             for d in input_shape[1:-1]),
+                           input_shape[-1])
         return super().compute_output_shape(input_shape)
 
     def get_config(self):
         return {
             **super().get_config(),
             "norm_activation": keras.activations.serialize(self.norm_activation),
+            "zero_padding": self.zero_padding,
         }
 
 
@@ -286,6 +299,9 @@ class ConcatNormActConv2D(_ConcatNormActConv, keras.layers.Conv2D):
     Args:
         norm_activation: the activation between normalisation and
             convolution ("relu").
+        zero_padding: symmetric zero padding of the activated map before
+            the convolution (``ZeroPadding2D(zero_padding)`` between the
+            activation and a "valid" convolution, as PyTorch pads); 0: none.
         *args, **kwargs: Conv2D's (``filters``, ``kernel_size``, ``strides``,
             ``padding``, ``use_bias``, ...); channels last.
 

@@ -147,17 +147,18 @@ def bn_act_conv(x, filters, kernel_size, name, strides=1, groups=1,
     concatenation, BN output and ReLU are recomputed in the backward pass
     instead of stored (``kerasnets.layers.ConcatBatchNormalization`` +
     ``ConcatNormActConv2D``): same outputs, gradients, weights and
-    weight-layer names, no ``_relu`` layer. Strided 3x3 convolutions (three
-    per network) keep the plain layers and their explicit padding.
+    weight-layer names, no ``_relu`` (and ``_pad``) layer; strided 3x3
+    convolutions pad the activated map inside the layer (``zero_padding``).
     """
     padded = kernel_size > 1 and strides > 1
-    if memory_efficient and not padded:
+    if memory_efficient:
         features = list(x) if isinstance(x, (list, tuple)) else [x]
         affine = ConcatBatchNormalization(epsilon=BN_EPSILON,
                                           name=f"{name}_bn")(features)
         conv = ConcatNormActGroupConv2D if groups > 1 else ConcatNormActConv2D
         return conv(filters, kernel_size, strides=strides, groups=groups,
-                    padding="same" if kernel_size > 1 else "valid",
+                    padding="same" if kernel_size > 1 and not padded else "valid",
+                    zero_padding=kernel_size // 2 if padded else 0,
                     use_bias=False, name=f"{name}_conv")([affine, *features])
     x = bn_act(x, name)
     if padded:

@@ -402,3 +402,26 @@ def test_mixed_precision():
                                        err_msg=a.path)
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+def test_zero_padding_pads_the_activated_map():
+    """``zero_padding`` = ZeroPadding2D between activation and a "valid"
+    convolution (PyTorch's symmetric padding of a strided 3x3 conv)."""
+    rng = np.random.default_rng(2)
+    maps = [rng.normal(1.0, 1.0, size=(2, 6, 6, c)).astype("float32") for c in (3, 5)]
+    bn = ConcatBatchNormalization(epsilon=1e-5)
+    conv = ConcatNormActConv2D(4, 3, strides=2, padding="valid", zero_padding=1,
+                               use_bias=False)
+    out = conv([bn(maps, training=True), *maps])
+    assert out.shape == (2, 3, 3, 4)
+    assert conv.compute_output_shape([(2,), (None, 6, 6, 3), (None, 6, 6, 5)]) == (
+        None, 3, 3, 4)
+    plain_bn = keras.layers.BatchNormalization(epsilon=1e-5)
+    plain_conv = keras.layers.Conv2D(4, 3, strides=2, use_bias=False)
+    x = keras.layers.ZeroPadding2D(1)(keras.ops.relu(plain_bn(np.concatenate(maps, -1),
+                                                              training=True)))
+    expected = plain_conv(x)
+    plain_conv.set_weights(conv.get_weights())
+    np.testing.assert_allclose(out, plain_conv(x), rtol=1e-5, atol=1e-5)
+    assert expected.shape == out.shape
+    assert ConcatNormActConv2D.from_config(conv.get_config()).zero_padding == 1
