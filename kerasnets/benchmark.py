@@ -282,7 +282,8 @@ def device_info():
 # --------------------------------------------------------------- benchmark
 
 
-def _policy(mixed_precision):
+def _policy(mixed_precision, backend, kind):
+    """The dtype policy for ``mixed_precision`` on ``backend`` / device ``kind``."""
     from kerasnets import training
 
     if not mixed_precision:
@@ -292,8 +293,8 @@ def _policy(mixed_precision):
             raise ValueError(f"mixed_precision {mixed_precision!r}: expected True, False, "
                              "'mixed_float16' or 'mixed_bfloat16'")
         return mixed_precision
-    if _backend() == "jax":
-        return "mixed_float16" if device_info()[0] == "gpu" else "mixed_bfloat16"
+    if backend == "jax":
+        return "mixed_float16" if kind == "gpu" else "mixed_bfloat16"
     import tensorflow as tf
 
     return training.mixed_precision_policy(tf.distribute.get_strategy())
@@ -351,7 +352,7 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     else:
         import tensorflow as tf
     kind, device_name = device_info()
-    policy = _policy(mixed_precision)
+    policy = _policy(mixed_precision, backend, kind)
     jit_compile = bool(jit_compile)
     if jit_compile and kind == "cpu" and backend == "tensorflow":
         warnings.warn("jit_compile on a CPU: XLA's CPU kernels are often slower than "
