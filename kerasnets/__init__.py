@@ -1,7 +1,14 @@
-"""kerasnets: Keras 3 applications for DenseNet, MobileNet v1/v2/v3, SENet, DPN and IGC."""
+"""kerasnets: Keras 3 applications for DenseNet, MobileNet v1/v2/v3, SENet, DPN and IGC.
+
+Builders (``kerasnets.DPN92``), the catalog (``list_models``,
+``create_model``) and submodules (``kerasnets.data``, ``kerasnets.training``,
+...) load on first use: ``import kerasnets`` imports neither TensorFlow nor
+Keras.
+"""
 
 __version__ = "0.1.0"
 
+import importlib as _importlib
 import os as _os
 import sys as _sys
 
@@ -12,14 +19,25 @@ import sys as _sys
 if "tensorflow" not in _sys.modules:
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
-from kerasnets import layers  # noqa: F401
-from kerasnets import weights  # noqa: F401
-from kerasnets import data, training  # noqa: F401
-from kerasnets import imagenet, utils  # noqa: F401
-from kerasnets.models.densenet import DenseNet, DenseNet121, DenseNet161, DenseNet169, DenseNet201, DenseNet264, DenseNetCIFAR  # noqa: F401
-from kerasnets.models.mobilenet import MobileNet  # noqa: F401
-from kerasnets.models.mobilenet_v2 import MobileNetV2  # noqa: F401
-from kerasnets.models.mobilenet_v3 import MobileNetV3, MobileNetV3Large, MobileNetV3Small  # noqa: F401
-from kerasnets.models.dpn import DPN, DPN68, DPN68b, DPN92, DPN98, DPN107, DPN131  # noqa: F401
-from kerasnets.models.senet import SENet, SENet154, SEInceptionV3, SEMobileNet, SEResNet18, SEResNet34, SEResNet50, SEResNet101, SEResNet152, SEResNeXt26_32x4d, SEResNeXt50_32x4d, SEResNeXt101_32x4d  # noqa: F401
-from kerasnets.models.igc import IGCV1, IGCV1CIFAR, IGCV2, IGCV3, IGC_L4M32, IGC_L16M16, IGC_L100M2  # noqa: F401
+from kerasnets import registry  # noqa: E402  (standard library only)
+from kerasnets.registry import create_model, list_models  # noqa: E402, F401
+
+_SUBMODULES = (
+    "benchmark", "cli", "convert", "data", "export", "imagenet", "layers", "models",
+    "preprocessing", "training", "tuner", "utils", "weights",
+)
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return _importlib.import_module(f"kerasnets.{name}")
+    if name[:1].isupper() and not name.startswith("__"):
+        if name not in registry.all_names():
+            registry._import_family_modules()  # a family the index does not know yet
+        if name in registry.all_names():
+            return registry.get(name).builder
+    raise AttributeError(f"module 'kerasnets' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_SUBMODULES) | set(registry.all_names()))

@@ -3,14 +3,19 @@
 Every builder does the same four things, in this order:
 
 1. ``check_arguments``: validate ``weights`` / ``include_top`` / ``classes`` /
-   ``pooling`` / ``classifier_activation`` with keras.applications' messages;
+   ``pooling`` / ``classifier_activation`` with keras.applications' messages,
+   and resolve a pretrained tag to its ``PretrainedCfg``;
 2. ``image_input``: resolve ``input_shape`` / ``input_tensor`` against the
    family's default and minimum sizes; ``preprocessing_layer`` bakes the
    weights' normalisation in when ``include_preprocessing=True``;
 3. build the feature extractor, then ``classifier_top`` (GAP + Dense) or the
    ``pooling`` of a headless model;
-4. ``finish_model``: wrap in a ``keras.Model`` and load ``weights`` (a tag of
-   the registry or a path, converted on load; see ``kerasnets.weights``).
+4. ``finish_model``: wrap in a ``keras.Model`` and load ``weights`` (a
+   pretrained configuration or a path, converted on load with the catalog
+   entry's layer maps; see ``kerasnets.weights``).
+
+``model_name`` is the catalog name whose weights a model loads (a generic
+builder configured like a named variant uses that variant's).
 """
 
 import os
@@ -19,33 +24,32 @@ import warnings
 import keras
 from keras import layers
 
+from kerasnets import preprocessing, registry
+from kerasnets import weights as weights_lib
+
 POOLING_MODES = (None, "avg", "max")
 
-
-def is_weights_path(weights):
-    return isinstance(weights, (str, os.PathLike)) and (
-        os.sep in os.fspath(weights)
-        or os.path.splitext(os.fspath(weights))[1] != ""
-        or os.path.exists(weights)
-    )
+is_weights_path = weights_lib.is_path
 
 
 def check_arguments(
-    builder,
+    model_name,
     *,
     weights,
     include_top,
     classes,
     pooling,
     classifier_activation,
+    options=None,
 ):
-    """Validates the keras.applications arguments of ``builder``.
+    """Validates the keras.applications arguments of ``model_name``.
 
-    ``weights`` may be None, a tag registered for ``builder`` (see
-    ``kerasnets.weights.available``) or a path to an existing file.
+    ``weights`` may be None, a pretrained tag of the model (see
+    ``kerasnets.weights.available``) or a path to an existing file. Returns
+    the tag's ``PretrainedCfg`` (picked by ``options``, the builder's
+    arguments, where the tag has one file per configuration), else None.
     """
-    from kerasnets import weights as weights_lib
-
+    builder = model_name
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             f"{builder} does not support the `channels_first` image data "
@@ -59,6 +63,7 @@ def check_arguments(
             f"file to be loaded. Received: weights={weights!r}"
         )
     pretrained = weights is not None
+    cfg = None
     if pretrained and is_weights_path(weights):
         if not os.path.exists(weights):
             raise ValueError(
@@ -69,11 +74,12 @@ def check_arguments(
             )
     elif pretrained:
         weights_lib.check_tag(builder, weights)
-        if include_top and classes != 1000:
+        cfg = weights_lib.pretrained_cfg(builder, weights, options=options)
+        if include_top and classes != cfg.classes:
             raise ValueError(
                 f'If using `weights` as `"{weights}"` with `include_top` '
-                "as true, `classes` should be 1000 (the pretrained classifier "
-                f"has 1000 outputs). Received: classes={classes}. Use "
+                f"as true, `classes` should be {cfg.classes} (the pretrained "
+                f"classifier has {cfg.classes} outputs). Received: classes={classes}. Use "
                 "`include_top=False` and add your own classifier to train "
                 "on other classes."
             )
@@ -84,6 +90,7 @@ def check_arguments(
         )
     if include_top and pretrained:
         validate_activation(classifier_activation)
+    return cfg
 
 
 def validate_activation(classifier_activation):
@@ -167,19 +174,20 @@ def image_input(
     return input_tensor
 
 
-def preprocessing_layer(img_input, *, builder, weights, include_preprocessing):
+def preprocessing_layer(img_input, *, model_name, weights, include_preprocessing,
+                        options=None):
     """``img_input``, normalised in the model when ``include_preprocessing``.
 
-    The normalisation is that of ``weights`` (its registry entry; for None or
-    a path, the family's default weights), so the model takes RGB 0-255
-    pixels and needs no ``preprocess_input``.
+    The normalisation is that of ``weights`` (its ``PretrainedCfg``; for None
+    or a path, the model's default weights: ``kerasnets.preprocessing``), so
+    the model takes RGB 0-255 pixels and needs no ``preprocess_input``.
     """
     if not include_preprocessing:
         return img_input
-    from kerasnets.data import preprocessing_for
     from kerasnets.layers import ImageNormalization
 
-    prep = preprocessing_for(builder, weights if isinstance(weights, str) else None)
+    tag = weights if isinstance(weights, str) and not is_weights_path(weights) else None
+    prep = preprocessing.for_model(model_name, tag, options=options)
     return ImageNormalization(prep.mean, prep.std, bgr=prep.bgr,
                               name="preprocessing")(img_input)
 
@@ -219,29 +227,27 @@ def finish_model(
     *,
     input_tensor,
     name,
-    builder,
+    model_name,
     weights,
     include_top,
-    weights_key=None,
+    cfg=None,
 ):
-    """Creates the model and loads ``weights`` (tag or path) into it.
-
-    ``weights_key`` names the registry entry when it differs from
-    ``builder`` (e.g. one MobileNet file per alpha and resolution).
-    """
-    from kerasnets import weights as weights_lib
-
+    """Creates the model and loads ``weights`` into it: ``cfg``, the
+    ``PretrainedCfg`` of a tag (from ``check_arguments``), or a path read
+    with the layer maps of ``model_name``'s catalog entry."""
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     else:
         inputs = img_input
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        weights_lib.load_into(
+        if cfg is None and not is_weights_path(weights):
+            cfg = weights_lib.pretrained_cfg(model_name, weights)
+        weights_lib.load_weights(
             model,
             weights,
-            builder=builder,
-            key=weights_key or builder,
+            cfg=cfg,
+            layer_maps=registry.get(model_name).layer_maps,
             include_top=include_top,
         )
     return model

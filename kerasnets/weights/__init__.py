@@ -1,138 +1,90 @@
-"""Pretrained weights: registry lookup, download, verification and loading.
+"""Pretrained weights: typed configurations, download, verification, loading.
 
-``weights`` arguments of every builder go through ``load_into``: a tag is
-looked up in the registry, fetched with ``keras.utils.get_file`` (cached
-under ``$KERAS_HOME/models/kerasnets``, hash verified), converted to Keras
-weights once and cached converted (``kerasnets.weights.cache``); a path is
-loaded according to its format (see ``kerasnets.weights.loading``).
+Every builder's ``weights`` argument goes through ``load_weights``: a tag is
+resolved to its ``PretrainedCfg`` (``pretrained_cfg``), fetched with
+``keras.utils.get_file`` (cached under ``$KERAS_HOME/models/kerasnets``,
+hash verified), converted to Keras weights once and cached converted
+(``kerasnets.weights.cache``); a path is loaded according to its format
+(``kerasnets.weights.loading``).
+
+This package never imports the models: the catalog entry of a model (its
+layer maps) is handed in by the builder.
 """
 
 import os
 
 from kerasnets.weights import cache, loading
-from kerasnets.weights.registry import WeightsEntry, register, tags_for
+from kerasnets.weights.config import (
+    DEFAULT_TAG,
+    PretrainedCfg,
+    check_tag,
+    default_tag,
+    describe_tags,
+    pretrained_cfg,
+    pretrained_cfgs,
+    register_pretrained,
+    resolve_tag,
+    tags,
+)
 
 CACHE_SUBDIR = cache.CACHE_SUBDIR
 
-# Converters for source state dicts, per builder family: a callable
-# (model) -> (layer_map, classifier_prefixes). Family modules fill this.
-STATE_DICT_CONVERTERS = {}
+
+def available(name):
+    """Tags of the pretrained weights published for model ``name`` (the
+    default first; "imagenet" stands for it)."""
+    return tags(name)
 
 
-def register_converter(builder, converter):
-    STATE_DICT_CONVERTERS[builder] = converter
+def is_path(weights):
+    """True if ``weights`` names a file rather than a pretrained tag."""
+    return isinstance(weights, (str, os.PathLike)) and (
+        os.sep in os.fspath(weights)
+        or os.path.splitext(os.fspath(weights))[1] != ""
+        or os.path.exists(weights)
+    )
 
 
-def _builder_tags(builder):
-    prefix = builder + "_"
-    tags = set(tags_for(builder))
-    from kerasnets.weights.registry import all_keys
-
-    for key in all_keys():
-        if key.startswith(prefix):
-            tags.update(tags_for(key))
-    return sorted(tags)
+def fetch(cfg, include_top=True):
+    """The local path of ``cfg``'s file (downloaded and verified if needed)."""
+    return cache.fetch(cfg, include_top=include_top)
 
 
-def available(builder):
-    """Tags of the pretrained weights published for ``builder``."""
-    return _builder_tags(builder)
+def load_weights(model, weights, *, layer_maps, cfg=None, include_top=True):
+    """Loads ``weights`` into ``model``, strictly.
 
-
-def describe_tags(builder):
-    tags = _builder_tags(builder)
-    if not tags:
-        return f"{builder} has no published pretrained weights"
-    return "one of " + ", ".join(repr(t) for t in tags)
-
-
-def check_tag(builder, tag):
-    tags = _builder_tags(builder)
-    if not tags:
-        raise ValueError(
-            f"Unknown weights {tag!r} for {builder}: {describe_tags(builder)}. "
-            "Pass weights=None (random initialization) or the path to a weights file."
-        )
-    if tag not in tags:
-        raise ValueError(
-            f"Unknown weights {tag!r} for {builder}: expected None, a path to "
-            f"a weights file, or a pretrained tag ({describe_tags(builder)})."
-        )
-
-
-def _entry(key, tag):
-    tags = tags_for(key)
-    if tag not in tags:
-        raise ValueError(
-            f"No {tag!r} weights are published for {key}. Available: "
-            f"{sorted(tags) or 'none'}."
-        )
-    return tags[tag]
-
-
-def fetch(key, tag, include_top=True):
-    """Downloads (or finds in the cache) the file for ``key``/``tag``.
-
-    Returns ``(path, entry)``. See ``kerasnets.weights.cache``.
+    Args:
+        weights: a file path, or a tag when ``cfg`` is given.
+        layer_maps: ``{scheme: fn(model) -> (layer_map, classifier)}`` of
+            the model's catalog entry (foreign layouts).
+        cfg: the ``PretrainedCfg`` of a tag: goes through the cache
+            (downloaded and converted once, then read from the converted
+            ``.weights.h5``).
     """
-    entry = _entry(key, tag)
-    return cache.fetch(key, tag, entry, include_top=include_top), entry
-
-
-def _load_file(model, path, fmt, *, builder, include_top):
-    """Loads the file at ``path`` (format ``fmt``) into ``model``, strictly."""
-    if fmt == "keras":
-        loading.load_keras_weights(model, path)
-    elif fmt == "keras_h5":
-        loading.load_legacy_h5(model, path, include_top=include_top)
-    elif fmt == "mxnet_params":
-        from kerasnets.weights import mxnet
-
-        mxnet.load_params_into(model, path, builder=builder, include_top=include_top)
-    else:
-        if builder not in STATE_DICT_CONVERTERS:
-            raise ValueError(
-                f"{builder} cannot read PyTorch checkpoints ({os.fspath(path)!r}): "
-                "no converter from a reference layout is defined for it. Use a "
-                "Keras weights file."
-            )
-        layer_map, classifier = STATE_DICT_CONVERTERS[builder](model)
-        state = loading.read_state_dict(path)
-        loading.assign_state_dict(
-            model,
-            state,
-            layer_map,
-            path,
-            classifier=() if include_top else classifier,
-        )
-    return model
-
-
-def load_into(model, weights, *, builder, key=None, include_top=True):
-    """Loads ``weights`` (a registry tag or a file path) into ``model``.
-
-    A tag goes through the cache (``kerasnets.weights.cache``): downloaded
-    and converted once, then read from the converted ``.weights.h5``.
-    """
-    key = key or builder
-    if os.path.exists(weights):
-        return _load_file(model, weights, loading.file_format(weights),
-                          builder=builder, include_top=include_top)
+    if cfg is None:
+        return loading.load_file(model, weights, layer_maps=layer_maps,
+                                 include_top=include_top)
 
     def load_file(model, path, fmt):
-        _load_file(model, path, fmt or loading.file_format(path),
-                   builder=builder, include_top=include_top)
+        loading.load_file(model, path, layer_maps=layer_maps, include_top=include_top,
+                          fmt=fmt)
 
-    return cache.load_pretrained(model, key, weights, _entry(key, weights),
-                                 include_top=include_top, load_file=load_file)
+    return cache.load_pretrained(model, cfg, include_top=include_top, load_file=load_file)
 
 
 __all__ = [
-    "WeightsEntry",
+    "DEFAULT_TAG",
+    "PretrainedCfg",
     "available",
     "check_tag",
+    "default_tag",
+    "describe_tags",
     "fetch",
-    "load_into",
-    "register",
-    "register_converter",
+    "is_path",
+    "load_weights",
+    "pretrained_cfg",
+    "pretrained_cfgs",
+    "register_pretrained",
+    "resolve_tag",
+    "tags",
 ]

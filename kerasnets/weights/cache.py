@@ -2,19 +2,23 @@
 
 Files live in ``$KERAS_HOME/models/kerasnets`` (``~/.keras/models/kerasnets``):
 
-- ``<key>.<tag>.<source file name>``: the file as published, downloaded with
+- ``<model>.<tag>.<source file name>``: the file as published, downloaded with
   ``keras.utils.get_file`` (progress bar) under a temporary name, its hash
   verified, then renamed into place (``os.replace``, atomic): a failed or
   interrupted download never leaves a partial file under the real name.
   Where the source publishes no hash, its sha256 is recorded beside it on
   first download (``.sha256``) and checked on later reads.
-- ``<key>.<tag>.<signature>.weights.h5``: the same weights converted to Keras
-  once, for the model's exact set of variables (include_top or not; the
-  signature hashes variable names and shapes). Later loads read only this
-  file. It is written under a temporary name and renamed too.
+- ``<model>.<tag>.<signature>.<source sha256>.weights.h5``: the same weights
+  converted to Keras once, for the model's exact set of variables
+  (include_top or not; the signature hashes variable names and shapes) and
+  that exact source file: a republished checkpoint, or a file placed by hand,
+  is converted anew instead of serving the old conversion. Later loads read
+  only this file (the source's sha256 is kept beside it in
+  ``<source>.stamp``, recomputed when the source's size or time changes).
+  It is written under a temporary name and renamed too.
 
 Download and conversion run under an exclusive lock on
-``<key>.<tag>.<source file name>.lock`` (``fcntl.flock``; the lock file is
+``<model>.<tag>.<source file name>.lock`` (``fcntl.flock``; the lock file is
 removed on release), so processes loading the same weights at once wait for
 one another instead of writing the same files; readers of finished files
 need no lock. Where ``fcntl`` does not exist (Windows) there is no lock; the
@@ -24,6 +28,7 @@ atomic renames still keep every cached file whole.
 import contextlib
 import glob
 import hashlib
+import json
 import os
 import sys
 import uuid
@@ -134,12 +139,12 @@ def _hint(url, path):
 # ------------------------------------------------------------------ source
 
 
-def source_location(key, tag, entry, include_top=True):
-    """(url, expected hash, cache path) of the file to download."""
-    url, expected = entry.url, entry.file_hash
-    if not include_top and entry.notop_url:
-        url, expected = entry.notop_url, entry.notop_hash
-    fname = f"{key}.{tag}.{os.path.basename(url)}"
+def source_location(cfg, include_top=True):
+    """(url, expected hash, cache path) of the file of ``cfg`` to download."""
+    url, expected = cfg.url, cfg.file_hash
+    if not include_top and cfg.notop_url:
+        url, expected = cfg.notop_url, cfg.notop_hash
+    fname = f"{cfg.model}.{cfg.tag}.{os.path.basename(url)}"
     return url, expected, os.path.join(cache_directory(), fname)
 
 
@@ -154,7 +159,7 @@ def _check_cached(path, expected):
     return expected is None or _matches(path, expected)
 
 
-def _download(key, tag, url, expected, path):
+def _download(cfg, url, expected, path):
     """Downloads ``url`` to ``path`` (through a temporary name); the caller
     holds the lock. Returns the path of the file (a stand-in ``get_file``
     may return another one)."""
@@ -179,7 +184,7 @@ def _download(key, tag, url, expected, path):
             reason = ("the cached file failed its hash check and downloading "
                       f"it again failed: {reason}")
         raise ValueError(
-            f"Could not fetch the {tag!r} weights of {key} from {url} ({reason}). "
+            f"Could not fetch the {cfg.tag!r} weights of {cfg.model} from {url} ({reason}). "
             + _hint(url, path)
         ) from error
     if os.path.basename(downloaded) != temporary:
@@ -199,30 +204,72 @@ def _download(key, tag, url, expected, path):
     return final
 
 
-def fetch(key, tag, entry, include_top=True):
-    """Path of the source file of ``key``/``tag`` (downloaded if needed)."""
-    url, expected, path = source_location(key, tag, entry, include_top)
+def fetch(cfg, include_top=True):
+    """Path of the source file of ``cfg`` (downloaded if needed)."""
+    url, expected, path = source_location(cfg, include_top)
     if _check_cached(path, expected):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with file_lock(path + LOCK_SUFFIX):
         if _check_cached(path, expected):  # another process finished it
             return path
-        return _download(key, tag, url, expected, path)
+        return _download(cfg, url, expected, path)
+
+
+def source_digest(path):
+    """The sha256 of the file at ``path`` (None if there is none), kept in
+    ``<path>.stamp`` with the file's size and modification time so that it
+    is computed once per version of the file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    stamp_path = path + ".stamp"
+    identity = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        with open(stamp_path, encoding="ascii") as f:
+            stamp = json.load(f)
+        if {k: stamp.get(k) for k in identity} == identity and stamp.get("sha256"):
+            return stamp["sha256"]
+    except (OSError, ValueError):
+        pass
+    digest = file_digest(path)
+    temporary = _temporary_name(stamp_path)
+    try:
+        with open(temporary, "w", encoding="ascii") as f:
+            json.dump(dict(identity, sha256=digest), f)
+        os.replace(temporary, stamp_path)
+    except OSError:  # a read-only cache: the digest is still right
+        _remove(temporary)
+    return digest
 
 
 # -------------------------------------------------------------- converted
 
 
-def converted_path(key, tag, model):
+def converted_path(cfg, model, source_sha256):
+    """The converted file of ``cfg``'s source (its sha256) for ``model``."""
     return os.path.join(
-        cache_directory(), f"{key}.{tag}.{model_signature(model)}{CONVERTED_SUFFIX}"
+        cache_directory(),
+        f"{cfg.model}.{cfg.tag}.{model_signature(model)}.{source_sha256[:16]}"
+        f"{CONVERTED_SUFFIX}",
     )
+
+
+def _newest_conversion(cfg, model):
+    """The newest converted file of ``cfg`` for ``model`` from any source
+    (used when the source file itself was removed from the cache)."""
+    pattern = os.path.join(
+        glob.escape(cache_directory()),
+        f"{glob.escape(cfg.model)}.{glob.escape(cfg.tag)}.{model_signature(model)}.*"
+        f"{CONVERTED_SUFFIX}")
+    found = [p for p in glob.glob(pattern) if ".part-" not in os.path.basename(p)]
+    return max(found, key=os.path.getmtime) if found else None
 
 
 def _load_converted(model, path):
     """Loads the converted file if it is there and whole; False otherwise."""
-    if not os.path.exists(path):
+    if not path or not os.path.exists(path):
         return False
     try:
         loading.load_keras_weights(model, path)
@@ -248,36 +295,40 @@ def _save_converted(model, path):
               file=sys.stderr)
 
 
-def load_pretrained(model, key, tag, entry, *, include_top, load_file):
-    """Loads the ``tag`` weights of ``key`` into ``model`` through the cache.
+def load_pretrained(model, cfg, *, include_top, load_file):
+    """Loads the weights of ``cfg`` into ``model`` through the cache.
 
     ``load_file(model, path, format)`` reads a source file into the model
     (strict). The first load downloads, verifies and converts; later loads
     read the converted ``.weights.h5`` only.
     """
-    url, expected, source = source_location(key, tag, entry, include_top)
-    if entry.format == "keras":  # already Keras weights: nothing to convert
-        load_file(model, fetch(key, tag, entry, include_top), entry.format)
+    url, expected, source = source_location(cfg, include_top)
+    if cfg.format == "keras":  # already Keras weights: nothing to convert
+        load_file(model, fetch(cfg, include_top), cfg.format)
         return model
-    converted = converted_path(key, tag, model)
+    digest = source_digest(source)
+    converted = converted_path(cfg, model, digest) if digest else _newest_conversion(cfg, model)
     if _load_converted(model, converted):
         return model
     os.makedirs(os.path.dirname(source), exist_ok=True)
     with file_lock(source + LOCK_SUFFIX):
-        if _load_converted(model, converted):  # another process converted it
-            return model
         if _check_cached(source, expected):
             path = source
         else:
-            path = _download(key, tag, url, expected, source)
+            path = _download(cfg, url, expected, source)
+        digest = source_digest(path)
+        converted = converted_path(cfg, model, digest)
+        if _load_converted(model, converted):  # another process converted it
+            return model
         try:
-            load_file(model, path, entry.format)
+            load_file(model, path, cfg.format)
         except ValueError as error:
             if path == source and expected is None:
                 _remove(source)  # unverified and unreadable: fetch it anew
                 _remove(source + ".sha256")
+                _remove(source + ".stamp")
             raise ValueError(
-                f"The {tag!r} weights of {key} downloaded from {url} to {path} "
+                f"The {cfg.tag!r} weights of {cfg.model} downloaded from {url} to {path} "
                 f"cannot be loaded: {error} " + _hint(url, source)
             ) from error
         if path == source:
@@ -292,4 +343,5 @@ __all__ = [
     "file_lock",
     "load_pretrained",
     "model_signature",
+    "source_digest",
 ]

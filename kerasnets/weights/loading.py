@@ -18,6 +18,7 @@ and shapes must agree; otherwise a ``ValueError`` names the first offending
 layer or tensor and the file.
 """
 
+import dataclasses
 import os
 
 import h5py
@@ -193,7 +194,8 @@ def read_state_dict(path):
 
 
 def _convert(layer, kind, source):
-    """Converts one PyTorch array to the layout of ``layer``'s variable."""
+    """Converts one PyTorch/MXNet array (OIHW, out x in) to the layout of
+    ``layer``'s variable (HWIO, in x out)."""
     import keras
 
     if kind == "kernel":
@@ -212,17 +214,34 @@ def _convert(layer, kind, source):
     return source
 
 
-# Keras variable name -> PyTorch parameter suffix.
-_TORCH_NAMES = {
-    "kernel": "weight",
-    "depthwise_kernel": "weight",
-    "bias": "bias",
-    "gamma": "weight",
-    "beta": "bias",
-    "moving_mean": "running_mean",
-    "moving_variance": "running_var",
-}
-_IGNORED_SUFFIXES = ("num_batches_tracked",)
+@dataclasses.dataclass(frozen=True)
+class NamingScheme:
+    """How a source library names a layer's tensors.
+
+    ``prefix + separator + suffixes[kind]`` is the tensor of the Keras
+    variable ``kind`` (``kernel``, ``gamma``, ...) of the layer mapped to
+    ``prefix``; tensors ending in ``ignored`` are bookkeeping (never loaded,
+    never reported unused).
+    """
+
+    label: str  # "tensor" / "parameter", for messages
+    separator: str
+    suffixes: dict
+    ignored: tuple = ()
+
+    def source_name(self, prefix, kind):
+        return f"{prefix}{self.separator}{self.suffixes.get(kind, kind)}"
+
+
+TORCH = NamingScheme("tensor", ".", {
+    "kernel": "weight", "depthwise_kernel": "weight", "bias": "bias", "gamma": "weight",
+    "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var",
+}, ignored=("num_batches_tracked",))
+MXNET = NamingScheme("parameter", "_", {
+    "kernel": "weight", "depthwise_kernel": "weight", "bias": "bias", "gamma": "gamma",
+    "beta": "beta", "moving_mean": "moving_mean", "moving_variance": "moving_var",
+})
+SCHEMES = {"torch": TORCH, "mxnet": MXNET}
 
 
 def _weight_owners(layer):
@@ -241,16 +260,21 @@ def _weight_owners(layer):
         yield sub, owner, variable
 
 
-def assign_state_dict(model, state, layer_map, path, classifier=()):
-    """Assigns ``state`` to ``model`` strictly.
+def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=()):
+    """Assigns the source ``tensors`` ({name: array}) to ``model`` strictly.
 
     ``layer_map`` maps each Keras layer name that owns weights to the
-    PyTorch module prefix holding them (``"conv1_conv" -> "features.conv0"``),
-    or, for a layer with nested layers (SEBlock), to a dict from the nested
-    layer's name to its prefix. ``classifier`` lists the prefixes that may
-    stay unused (the classifier of a headless model).
+    source prefix holding them (``"conv1_conv" -> "features.conv0"``), or,
+    for a layer with nested layers (SEBlock, InterleavedGroupConv), to a dict
+    from the nested layer's name to its prefix; ``scheme`` (``TORCH`` or
+    ``MXNET``) names the tensors under a prefix. ``classifier`` lists the
+    prefixes that may stay unused (the classifier of a headless model).
+    Every variable must find its tensor with the right shape and every
+    tensor must be used; otherwise ``ValueError`` names the first offending
+    one and the file, and nothing is assigned.
     """
     path = os.fspath(path)
+    what = scheme.label
     used = set()
     assignments = []
     for layer in model.layers:
@@ -258,7 +282,7 @@ def assign_state_dict(model, state, layer_map, path, classifier=()):
             continue
         if layer.name not in layer_map:
             raise ValueError(
-                f"No source tensor in {path!r} is mapped to layer "
+                f"No source {what} in {path!r} is mapped to layer "
                 f"{layer.name!r} of {model.name}."
             )
         for sub, owner, variable in _weight_owners(layer):
@@ -266,39 +290,75 @@ def assign_state_dict(model, state, layer_map, path, classifier=()):
             if isinstance(prefix, dict):
                 prefix = prefix[sub]
             kind = variable.path.rsplit("/", 1)[-1]
-            source_name = f"{prefix}.{_TORCH_NAMES.get(kind, kind)}"
-            if source_name not in state:
+            source_name = scheme.source_name(prefix, kind)
+            if source_name not in tensors:
                 raise ValueError(
-                    f"{path!r} has no tensor {source_name!r} for "
+                    f"{path!r} has no {what} {source_name!r} for "
                     f"{variable.path!r}: it is not a checkpoint of "
                     f"{model.name} (or of this configuration of it)."
                 )
-            value = _convert(owner, kind, state[source_name])
+            value = _convert(owner, kind, tensors[source_name])
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
                     f"Shape mismatch loading {path!r} into {model.name}: "
-                    f"tensor {source_name!r} {tuple(state[source_name].shape)} "
+                    f"{what} {source_name!r} {tuple(tensors[source_name].shape)} "
                     f"-> {variable.path!r} expects {tuple(variable.shape)}."
                 )
             if source_name in used:
                 raise ValueError(
-                    f"Tensor {source_name!r} of {path!r} is mapped twice "
+                    f"{what.capitalize()} {source_name!r} of {path!r} is mapped twice "
                     f"(again for {variable.path!r})."
                 )
             used.add(source_name)
             assignments.append((variable, value))
     unused = sorted(
         name
-        for name in state
+        for name in tensors
         if name not in used
-        and not name.endswith(_IGNORED_SUFFIXES)
-        and not any(name.startswith(p + ".") for p in classifier)
+        and not (scheme.ignored and name.endswith(scheme.ignored))
+        and not any(name.startswith(p + scheme.separator) for p in classifier)
     )
     if unused:
         raise ValueError(
-            f"{path!r} holds {len(unused)} tensors that {model.name} has no "
+            f"{path!r} holds {len(unused)} {what}s that {model.name} has no "
             f"place for, first {unused[0]!r}: the checkpoint belongs to "
             "another architecture or configuration."
         )
     for variable, value in assignments:
-        variable.assign(value.astype(variable.dtype))
+        variable.assign(np.asarray(value).astype(variable.dtype))
+
+
+def read_tensors(path, fmt=None):
+    """{name: numpy array} of a PyTorch state dict or an MXNet checkpoint."""
+    fmt = fmt or file_format(path)
+    if fmt == "mxnet_params":
+        from kerasnets.weights.mxnet import read_params
+
+        return read_params(path)
+    return read_state_dict(path)
+
+
+def load_file(model, path, *, layer_maps, include_top=True, fmt=None):
+    """Loads the weights file ``path`` into ``model``, strictly, whatever its
+    format; ``layer_maps`` ({scheme: fn(model) -> (layer_map, classifier)},
+    the catalog entry's) convert foreign layouts."""
+    from kerasnets.weights.config import SCHEMES as FORMAT_SCHEMES
+
+    fmt = fmt or file_format(path)
+    if fmt == "keras":
+        load_keras_weights(model, path)
+    elif fmt == "keras_h5":
+        load_legacy_h5(model, path, include_top=include_top)
+    else:
+        scheme = FORMAT_SCHEMES[fmt]
+        if scheme not in layer_maps:
+            kind = "MXNet" if scheme == "mxnet" else "PyTorch"
+            raise ValueError(
+                f"{model.name} cannot read {kind} checkpoints ({os.fspath(path)!r}): "
+                "no converter from a reference layout is defined for it. Use a "
+                "Keras weights file."
+            )
+        layer_map, classifier = layer_maps[scheme](model)
+        assign_tensors(model, read_tensors(path, fmt), layer_map, path,
+                       scheme=SCHEMES[scheme], classifier=() if include_top else classifier)
+    return model

@@ -108,7 +108,7 @@ def test_wrong_checkpoint_and_bad_configurations(timm, tmp_path):
 def test_tags_and_preprocessing():
     assert kerasnets.weights.available("DPN68b") == ["imagenet", "mx_in1k", "ra_in1k"]
     x = np.full((1, 2, 2, 3), 255.0, "float32")
-    expected = (1.0 - np.array(dpn.DPN_MEAN)) / np.array(dpn.DPN_STD)
+    expected = (255.0 - np.array(dpn.DPN_MEAN)) / np.array(dpn.DPN_STD)
     np.testing.assert_allclose(dpn.preprocess_input(x)[0, 0, 0], expected, rtol=1e-5)
 
 
