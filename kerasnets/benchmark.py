@@ -60,6 +60,8 @@ import time
 import warnings
 from typing import Optional
 
+from kerasnets.text import format_bytes
+
 MODES = ("infer", "train")
 
 
@@ -106,15 +108,6 @@ class BenchmarkResult:
                 f"{self.images_per_second:.1f} images/s, latency p50 "
                 f"{self.latency_p50_ms:.1f} ms, p95 {self.latency_p95_ms:.1f} ms, "
                 f"peak memory {memory}")
-
-
-def format_bytes(value):
-    if value is None:
-        return "-"
-    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if abs(value) >= size:
-            return f"{value / size:.2f} {unit}" if unit == "GiB" else f"{value / size:.1f} {unit}"
-    return f"{value} B"
 
 
 # ------------------------------------------------------------------ memory

@@ -44,6 +44,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from kerasnets import preprocessing
+
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at import time
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 FOLDER_PREFIX = "folder:"
@@ -57,196 +59,12 @@ _FOLDER_SPLIT_SEED = 20170707
 
 
 # ----------------------------------------------------------- preprocessing
+# Defined below the models (kerasnets.preprocessing, derived from the weights'
+# PretrainedCfg); re-exported here, where the pipelines use them.
 
-
-@dataclasses.dataclass(frozen=True)
-class Preprocessing:
-    """How a model wants its images: normalisation and evaluation transform.
-
-    Attributes:
-        mean, std: per channel, on 0-255 pixels, in the model's channel order
-            (``(0, 0, 0)`` / ``(1, 1, 1)``: pixels pass unchanged).
-        bgr: reverse RGB to BGR before normalising (Caffe-trained weights).
-        crop_pct: evaluation crop fraction: resize the shorter side to
-            ``size / crop_pct``, then center-crop ``size``.
-        interpolation: resize method for evaluation ("bilinear", "bicubic",
-            "area", "nearest", "lanczos3", ...: ``tf.image.resize`` names).
-        mode: the mode name this came from, for display.
-    """
-
-    mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: Tuple[float, float, float] = (1.0, 1.0, 1.0)
-    bgr: bool = False
-    crop_pct: float = 0.875
-    interpolation: str = "bilinear"
-    mode: Optional[str] = None
-
-    def normalize(self, images):
-        """RGB float images in [0, 255] -> model inputs (a tf op)."""
-        import tensorflow as tf
-
-        images = tf.cast(images, tf.float32)
-        if self.bgr:
-            images = images[..., ::-1]
-        if self.mean != (0.0, 0.0, 0.0):
-            images = images - tf.constant(self.mean, tf.float32)
-        if self.std != (1.0, 1.0, 1.0):
-            images = images * tf.constant(1.0 / np.asarray(self.std), tf.float32)
-        return images
-
-    def replace(self, **changes):
-        return dataclasses.replace(self, **changes)
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def _scaled(values):
-    return tuple(float(v) * 255.0 for v in values)
-
-
-# The modes of keras.applications' ``preprocess_input`` plus the families'
-# own (the registry's ``WeightsEntry.preprocessing`` names one of these).
-MODES = {
-    # x / 127.5 - 1
-    "tf": Preprocessing(mean=(127.5,) * 3, std=(127.5,) * 3, mode="tf"),
-    # (x / 255 - ImageNet mean) / ImageNet std
-    "torch": Preprocessing(mean=_scaled(_IMAGENET_MEAN), std=_scaled(_IMAGENET_STD),
-                           mode="torch"),
-    # RGB -> BGR, minus the ImageNet BGR mean, no scaling
-    "caffe": Preprocessing(mean=(103.939, 116.779, 123.68), bgr=True, mode="caffe"),
-    # DPN's MXNet weights: (x - (124, 117, 104)) * 0.0167
-    "dpn": Preprocessing(mean=(124.0, 117.0, 104.0), std=(0.23482 * 255.0,) * 3,
-                         mode="dpn"),
-    # IGC's MXNet weights
-    "igc": Preprocessing(mean=(123.370, 112.757, 99.406),
-                         std=(68.998, 66.093, 68.292), mode="igc"),
-    # IGCV3's MXNet weights: the ImageNet RGB mean, no scaling
-    "igcv3": Preprocessing(mean=(123.68, 116.779, 103.939), mode="igcv3"),
-    # 0-255 pixels as they are (models that rescale themselves: MobileNetV3)
-    "none": Preprocessing(mode="none"),
-}
-
-# The default mode of each family module, for builders or weights that have
-# no registry entry (DenseNetCIFAR, a generic DPN, weights from a file).
-FAMILY_MODES = {
-    "densenet": "torch",
-    "mobilenet": "tf",
-    "mobilenet_v2": "tf",
-    "mobilenet_v3": "none",
-    "senet": "torch",
-    "dpn": "dpn",
-    "igc": "igc",
-    "igc_v3": "igcv3",
-}
-
-def get_preprocessing(preprocessing):
-    """Resolves ``preprocessing`` to a ``Preprocessing``.
-
-    Accepts a ``Preprocessing``; a mode name (``"torch"``, ``"tf"``,
-    ``"caffe"``, ``"dpn"``, ``"igc"``, ``"none"``; ``None`` is ``"none"``);
-    or a ``(mean, std)`` pair of 3-tuples (or scalars), on 0-1 pixels as timm
-    writes them (``((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))``) or on
-    0-255 pixels when any value exceeds 1.
-    """
-    if isinstance(preprocessing, Preprocessing):
-        return preprocessing
-    if preprocessing is None:
-        return MODES["none"]
-    if isinstance(preprocessing, str):
-        if preprocessing not in MODES:
-            raise ValueError(
-                f"Unknown preprocessing {preprocessing!r}: expected one of "
-                f"{sorted(MODES)}, a (mean, std) pair, or None."
-            )
-        return MODES[preprocessing]
-    try:
-        mean, std = preprocessing
-        mean = tuple(float(v) for v in np.broadcast_to(np.asarray(mean, float), (3,)))
-        std = tuple(float(v) for v in np.broadcast_to(np.asarray(std, float), (3,)))
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            "`preprocessing` must be a mode name, None, a Preprocessing or a "
-            f"(mean, std) pair; received {preprocessing!r}."
-        ) from error
-    if max(mean + std) <= 1.0:
-        mean, std = _scaled(mean), _scaled(std)
-    if min(std) <= 0:
-        raise ValueError(f"std must be positive; received {std}.")
-    return Preprocessing(mean=mean, std=std)
-
-
-def _builder_name(builder):
-    return builder if isinstance(builder, str) else builder.__name__
-
-
-def _weights_entry(builder, tag, prefer=()):
-    """(canonical tag, entry) registered for ``builder`` and ``tag``, or None.
-
-    Keys of builders with one file per option (``MobileNetV2_1.0_224``) are
-    searched too, preferring those that contain every string of ``prefer``
-    (``("_0.5", "_160")``), then width 1.0 at 224 pixels; "imagenet" resolves
-    to the tag it aliases.
-    """
-    from kerasnets.weights.registry import all_keys, tags_for
-
-    found = []
-    for key in [builder] + [k for k in all_keys() if k.startswith(builder + "_")]:
-        tags = tags_for(key)
-        if tag in tags:
-            entry = tags[tag]
-            canonical = next(
-                (t for t, e in tags.items() if e is entry and t != "imagenet"), tag
-            )
-            rank = (key != builder, not all(p in key for p in prefer),
-                    entry.input_size != 224, "_1.0" not in key, key)
-            found.append((rank, canonical, entry))
-    if not found:
-        return None
-    _, canonical, entry = min(found, key=lambda item: item[0])
-    return canonical, entry
-
-
-def _family_mode(builder):
-    import kerasnets
-
-    fn = getattr(kerasnets, builder, None)
-    module = getattr(fn, "__module__", "") or ""
-    return FAMILY_MODES.get(module.rsplit(".", 1)[-1], "torch")
-
-
-def preprocessing_for(builder, weights="imagenet"):
-    """The ``Preprocessing`` of ``builder`` (a name or builder function) with
-    ``weights`` (a pretrained tag, None, or a path).
-
-    A tag uses its registry entry (mode, crop, interpolation). None or a path
-    (weights of unknown origin) uses the family's default weights, or the
-    family's default mode when it has none published.
-
-        >>> kerasnets.data.preprocessing_for("DPN68", "imagenet").mode
-        'dpn'
-    """
-    builder = _builder_name(builder)
-    found = None
-    if isinstance(weights, str) and not os.path.exists(weights):
-        found = _weights_entry(builder, weights)
-        if found is None:
-            from kerasnets import weights as weights_lib
-
-            raise ValueError(
-                f"Unknown weights {weights!r} for {builder}: "
-                f"{weights_lib.describe_tags(builder)}."
-            )
-    if found is None:
-        found = _weights_entry(builder, "imagenet")
-    if found is None:
-        return MODES[_family_mode(builder)]
-    tag, entry = found
-    mode = entry.preprocessing or "none"
-    result = get_preprocessing(mode)
-    crop_pct, interpolation = entry.crop_pct, entry.interpolation
-    return result.replace(crop_pct=crop_pct, interpolation=interpolation)
+Preprocessing = preprocessing.Preprocessing
+get_preprocessing = preprocessing.get_preprocessing
+preprocessing_for = preprocessing.for_model
 
 
 # ------------------------------------------------------------------ sources
@@ -512,7 +330,8 @@ def center_crop(image, size, crop_pct=0.875, interpolation="bilinear"):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
-def load_image(path, builder, weights="imagenet", image_size=None, normalize=True):
+def load_image(path, builder=None, weights="imagenet", image_size=None, normalize=True,
+               preprocessing=None):
     """Reads one image file the way ``builder``'s ``weights`` were evaluated.
 
     Decodes ``path`` (JPEG, PNG, BMP, GIF), resizes the shorter side to
@@ -520,7 +339,8 @@ def load_image(path, builder, weights="imagenet", image_size=None, normalize=Tru
     center-crops ``image_size`` (the weights' ``input_size`` by default), then
     normalises with the weights' mean/std unless ``normalize=False`` (for a
     model built with ``include_preprocessing=True``, which takes 0-255
-    pixels).
+    pixels). ``preprocessing`` (a ``Preprocessing`` or anything
+    ``get_preprocessing`` takes) replaces the builder's.
 
     Returns:
         float32 numpy array ``(image_size, image_size, 3)``.
@@ -531,12 +351,15 @@ def load_image(path, builder, weights="imagenet", image_size=None, normalize=Tru
     """
     import tensorflow as tf
 
-    prep = preprocessing_for(builder, weights)
+    if preprocessing is not None:
+        prep = get_preprocessing(preprocessing)
+    elif builder is None:
+        raise ValueError("load_image needs a builder (its weights' preprocessing) or "
+                         "preprocessing=.")
+    else:
+        prep = preprocessing_for(builder, weights)
     if image_size is None:
-        found = None
-        if not (isinstance(weights, str) and os.path.exists(weights)):
-            found = _weights_entry(_builder_name(builder), weights or "imagenet")
-        image_size = found[1].input_size if found else 224
+        image_size = prep.input_size or 224
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"No such image file: {path}")
@@ -771,7 +594,6 @@ def synthetic(image_size=224, batch_size=32, num_classes=1000, steps=None,
 
 __all__ = [
     "DatasetInfo",
-    "MODES",
     "Preprocessing",
     "center_crop",
     "load_image",

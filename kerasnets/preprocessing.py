@@ -37,6 +37,7 @@ class Preprocessing:
             "area", "nearest", "lanczos3", ...: ``tf.image.resize`` names).
         mode: where this came from, for display (``"DPN92.mx_in1k"``,
             ``"torch"``).
+        input_size: the weights' input size (None: not tied to weights).
     """
 
     mean: Tuple[float, float, float] = (0.0, 0.0, 0.0)
@@ -45,9 +46,24 @@ class Preprocessing:
     crop_pct: float = 0.875
     interpolation: str = "bilinear"
     mode: Optional[str] = None
+    input_size: Optional[int] = None
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def normalize(self, images):
+        """Float RGB images in [0, 255] (numpy, TensorFlow or other tensors,
+        channels last) -> model inputs, with the array type's own operators
+        (usable inside ``tf.data``); non-float numpy arrays become float32."""
+        if isinstance(images, np.ndarray) and not issubclass(images.dtype.type, np.floating):
+            images = images.astype("float32")
+        if self.bgr:
+            images = images[..., ::-1]
+        if self.mean != (0.0, 0.0, 0.0):
+            images = images - np.asarray(self.mean, "float32")
+        if self.std != (1.0, 1.0, 1.0):
+            images = images * (1.0 / np.asarray(self.std, "float32"))
+        return images
 
     @property
     def is_identity(self):
@@ -120,7 +136,7 @@ def from_cfg(cfg):
     """The ``Preprocessing`` of a ``PretrainedCfg``."""
     return Preprocessing(mean=tuple(cfg.mean), std=tuple(cfg.std), bgr=cfg.bgr,
                          crop_pct=cfg.crop_pct, interpolation=cfg.interpolation,
-                         mode=f"{cfg.model}.{cfg.tag}")
+                         mode=f"{cfg.model}.{cfg.tag}", input_size=cfg.input_size)
 
 
 def _name(model):

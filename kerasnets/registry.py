@@ -35,6 +35,8 @@ import re
 from importlib import resources
 from typing import Callable, Mapping, Optional, Tuple
 
+from kerasnets.text import format_macs
+
 INDEX_FILE = "resources/catalog.json"
 MODELS_PACKAGE = "kerasnets.models"
 
@@ -60,6 +62,8 @@ class ModelEntry:
             ``kerasnets.weights.loading.assign_tensors``.
         mean, std, bgr: the input normalisation (on 0-255 RGB pixels) of
             models with no pretrained configuration, or loaded from a file.
+        doc: the builder's own docstring (before the generated figures are
+            appended to ``builder.__doc__``).
     """
 
     name: str
@@ -73,6 +77,7 @@ class ModelEntry:
     mean: Optional[Tuple[float, float, float]] = None
     std: Optional[Tuple[float, float, float]] = None
     bgr: bool = False
+    doc: str = dataclasses.field(default="", repr=False)
 
     @property
     def required_args(self):
@@ -103,7 +108,7 @@ def family(name, *, default_size=224, min_size=32, layer_maps=None, mean=None, s
             return functools.partial(register, **overrides)
         settings = dict(defaults, **overrides)
         entry = ModelEntry(name=builder.__name__, module=builder.__module__,
-                           builder=builder, **settings)
+                           builder=builder, doc=inspect.getdoc(builder) or "", **settings)
         known = _MODELS.get(entry.name)
         if known is not None and known.module != entry.module:
             raise ValueError(
@@ -147,12 +152,6 @@ def _append_figures(builder):
         f"\n\n    Figures (generated): {record['params']:,} trainable parameters, "
         f"{format_macs(record['macs'])} MACs at {size}x{size}.\n"
     )
-
-
-def format_macs(value):
-    if value is None:
-        return "-"
-    return f"{value / 1e9:.2f} G" if value >= 1e9 else f"{value / 1e6:.0f} M"
 
 
 # ----------------------------------------------------------------- lookup

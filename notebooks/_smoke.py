@@ -88,38 +88,33 @@ def _sha256(path):
 
 
 def _serve_weights_offline(directory):
+    """Pretrained tags load locally made (random) Keras weights: each
+    configuration a model asks for is served from a file:// URL."""
     import kerasnets.weights as weights_lib
-    from kerasnets.weights import cache, registry
+    from kerasnets.weights import cache
 
     os.makedirs(directory, exist_ok=True)
-    load_into = weights_lib.load_into
+    load_weights = weights_lib.load_weights
 
-    def publish(model, key, tag, include_top):
-        entry = registry.tags_for(key)[tag]
+    def served(model, cfg, include_top):
         suffix = "" if include_top else ".notop"
         path = os.path.join(
-            directory, f"{key}.{tag}.{cache.model_signature(model)}{suffix}.weights.h5")
+            directory,
+            f"{cfg.model}.{cfg.tag}.{cache.model_signature(model)}{suffix}.weights.h5")
         if not os.path.exists(path):
             model.save_weights(path)
         url = "file://" + os.path.abspath(path)
-        if getattr(entry, "url" if include_top else "notop_url") == url:
-            return  # already served
-        digest = _sha256(path)
-        fields = ({"url": url, "file_hash": digest} if include_top
-                  else {"notop_url": url, "notop_hash": digest})
-        # (The other file, headless or full, is published before its own load.)
-        served = dataclasses.replace(entry, format="keras", **fields)
-        for alias, other in registry.tags_for(key).items():
-            if other is entry:
-                registry.register(key, alias, served)
+        fields = ({"url": url, "file_hash": _sha256(path)} if include_top
+                  else {"notop_url": url, "notop_hash": _sha256(path)})
+        return dataclasses.replace(cfg, format="keras", **fields)
 
-    def offline_load_into(model, weights, *, builder, key=None, include_top=True):
-        if not os.path.exists(weights):  # a pretrained tag, not a file
-            publish(model, key or builder, weights, include_top)
-        return load_into(model, weights, builder=builder, key=key,
-                         include_top=include_top)
+    def offline_load_weights(model, weights, *, layer_maps, cfg=None, include_top=True):
+        if cfg is not None:  # a pretrained tag, not a file
+            cfg = served(model, cfg, include_top)
+        return load_weights(model, weights, layer_maps=layer_maps, cfg=cfg,
+                            include_top=include_top)
 
-    weights_lib.load_into = offline_load_into
+    weights_lib.load_weights = offline_load_weights
 
 
 # -------------------------------------------------------------------- tfds

@@ -85,10 +85,12 @@ def test_benchmark_rejects_bad_arguments():
 
 
 def test_format_bytes():
-    assert benchmark.format_bytes(None) == "-"
-    assert benchmark.format_bytes(512) == "512 B"
-    assert benchmark.format_bytes(3 * 2**20) == "3.0 MiB"
-    assert benchmark.format_bytes(5 * 2**30) == "5.00 GiB"
+    from kerasnets.text import format_bytes
+
+    assert format_bytes(None) == "-"
+    assert format_bytes(512) == "512 B"
+    assert format_bytes(3 * 2**20) == "3.0 MiB"
+    assert format_bytes(5 * 2**30) == "5.00 GiB"
 
 
 def test_cli_benchmark_table(capsys):
@@ -166,7 +168,7 @@ def _load_bench_vs_timm():
 
 def test_bench_vs_timm_covers_every_family(timm):
     tool = _load_bench_vs_timm()
-    families = {cli._family(getattr(kerasnets, name)) for name in tool.DEFAULT_MODELS}
+    families = {kerasnets.registry.get(name).family for name in tool.DEFAULT_MODELS}
     assert families >= {"densenet", "mobilenet", "mobilenet_v2", "mobilenet_v3", "senet",
                         "dpn"}
     assert any(f.startswith("igc") for f in families)

@@ -4,6 +4,8 @@ import os
 
 import keras
 import numpy as np
+
+import kerasnets
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
@@ -35,12 +37,14 @@ def test_modes_equal_the_families_preprocess_input():
         "tf": imagenet_utils.preprocess_input(images.copy(), mode="tf"),
         "torch": imagenet_utils.preprocess_input(images.copy(), mode="torch"),
         "caffe": imagenet_utils.preprocess_input(images.copy(), mode="caffe"),
-        "dpn": dpn.preprocess_input(images.copy()),
-        "igc": igc.preprocess_input(images.copy()),
-        "igcv3": igc_v3.preprocess_input(images.copy()),
         "none": images,
+        # A model name stands for its default weights' preprocessing.
+        "DPN68": dpn.preprocess_input(images.copy()),
+        "IGC_L4M32": igc.preprocess_input(images.copy()),
+        "IGCV3": igc_v3.preprocess_input(images.copy()),
+        "DenseNet121:tv_in1k": imagenet_utils.preprocess_input(images.copy(), mode="torch"),
     }
-    assert set(expected) == set(data.MODES)
+    assert set(expected) >= set(kerasnets.preprocessing.KERAS_MODES)
     for mode, want in expected.items():
         got = data.get_preprocessing(mode).normalize(tf.constant(images)).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4, err_msg=mode)
@@ -67,22 +71,27 @@ def test_mean_std_pairs_on_either_scale():
 
 def test_preprocessing_for_weights_and_families():
     dpn = data.preprocessing_for("DPN68", "imagenet")  # = mx_in1k
-    assert (dpn.mode, dpn.interpolation, dpn.crop_pct) == ("dpn", "bicubic", 0.875)
+    assert (dpn.mode, dpn.interpolation, dpn.crop_pct) == ("DPN68.mx_in1k", "bicubic", 0.875)
+    assert dpn.mean == (124.0, 117.0, 104.0)
     ra = data.preprocessing_for("DPN68b", "ra_in1k")
-    assert (ra.mode, ra.crop_pct) == ("torch", 0.95)
+    assert ra.crop_pct == 0.95 and ra.mean == data.get_preprocessing("torch").mean
     # keras.applications files: one per alpha/resolution, mode "tf", bilinear.
     v2 = data.preprocessing_for("MobileNetV2", "imagenet")
-    assert (v2.mode, v2.interpolation) == ("tf", "bilinear")
-    assert data.preprocessing_for("MobileNetV3Large", "imagenet").mode == "none"
+    tf_mode = data.get_preprocessing("tf")
+    assert (v2.mean, v2.std, v2.interpolation) == (tf_mode.mean, tf_mode.std, "bilinear")
+    assert data.preprocessing_for("MobileNetV3Large", "imagenet").is_identity
     assert data.preprocessing_for("DenseNet121", "tv_in1k").interpolation == "bicubic"
-    # No weights, or a file of unknown origin: the family's default weights.
-    assert data.preprocessing_for("DPN92", None).mode == "dpn"
-    assert data.preprocessing_for("MobileNetV2", None).mode == "tf"
-    # A builder without published weights: its family's mode.
-    assert data.preprocessing_for("DenseNetCIFAR", None).mode == "torch"
+    # No weights, or a file of unknown origin: the model's default weights.
+    assert data.preprocessing_for("DPN92", None).mode == "DPN92.mx_in1k"
+    assert data.preprocessing_for("MobileNetV2", None).mean == tf_mode.mean
+    # A builder without published weights: its family's normalisation.
+    torch_mode = data.get_preprocessing("torch")
+    cifar = data.preprocessing_for("DenseNetCIFAR", None)
+    assert (cifar.mean, cifar.std) == (torch_mode.mean, torch_mode.std)
+    assert data.preprocessing_for("mobilenetv2", None).mean == tf_mode.mean  # any case
     import kerasnets
 
-    assert data.preprocessing_for(kerasnets.DPN68, None).mode == "dpn"
+    assert data.preprocessing_for(kerasnets.DPN68, None).mode == "DPN68.mx_in1k"
     with pytest.raises(ValueError, match="Unknown weights 'nope' for DPN68"):
         data.preprocessing_for("DPN68", "nope")
 

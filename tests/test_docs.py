@@ -11,7 +11,6 @@ import sys
 import pytest
 
 import kerasnets
-from kerasnets import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -48,9 +47,9 @@ def _check(doc):
     return missing
 
 
-@pytest.mark.parametrize("name", sorted(cli.builders()))
+@pytest.mark.parametrize("name", kerasnets.list_models(include_generic=True))
 def test_builder_docstring(name):
-    doc = inspect.getdoc(cli.builders()[name]) or ""
+    doc = inspect.getdoc(getattr(kerasnets, name)) or ""
     missing = _check(doc)
     assert not missing, f"{name} docstring lacks: {', '.join(missing)}"
 

@@ -17,7 +17,6 @@ import pytest
 
 import kerasnets
 from kerasnets import cli, data, export
-from kerasnets.weights import registry
 from tests.imagefolders import make_image_folder
 from tests.parity import assert_logits_close, calibrate_keras
 
@@ -200,8 +199,8 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def one_line_error(code, err, *needles):
-    assert code == 1
+def one_line_error(code, err, *needles, status=1):
+    assert code == status
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("kerasnets: error: "), err
     for needle in needles:
@@ -235,11 +234,14 @@ def test_cli_user_mistakes_are_one_line_errors(tmp_path, capsys, tiny_model, mon
     one_line_error(*run(capsys, "export", "MobileNetV2", "-o", tmp_path / "m.onnx",
                         "--format", "tflite")[::2], ".tflite file")
     one_line_error(*run(capsys, "export", model_file, "-o", tmp_path / "m.onnx",
-                        "--weights", "imagenet")[::2], "carries its weights")
+                        "--weights", "imagenet")[::2], "carries its weights", status=2)
     one_line_error(*run(capsys, "export", "DenseNet", "-o", tmp_path / "m.onnx")[::2],
-                   "generic builder")
+                   "generic builder", status=2)
     one_line_error(*run(capsys, "export", "NoSuchNet", "-o", tmp_path / "m.onnx")[::2],
-                   "Unknown model 'NoSuchNet'")
+                   "Unknown model 'NoSuchNet'", status=2)
+    one_line_error(*run(capsys, "export", model_file, "-o", tmp_path / "model.pdf")[::2],
+                   "Cannot tell the export format", "'.pdf'")
+    assert not (tmp_path / "model.pdf").exists()
     one_line_error(*run(capsys, "export", tmp_path / "none.keras", "-o",
                         tmp_path / "m.onnx")[::2], "No such model file")
     one_line_error(*run(capsys, "export", model_file, "-o", tmp_path / "m.tflite",
@@ -253,7 +255,7 @@ def test_cli_user_mistakes_are_one_line_errors(tmp_path, capsys, tiny_model, mon
         raise Exception("URL fetch failure on https://example: None -- no network")
 
     monkeypatch.setattr(keras.utils, "get_file", offline)
-    entry = registry.tags_for("MobileNetV3Small_1.0")["imagenet"]
+    entry = kerasnets.weights.pretrained_cfg("MobileNetV3Small")
     one_line_error(*run(capsys, "export", "MobileNetV3Small", "-o", tmp_path / "m.onnx")[::2],
                    entry.url)
     (tmp_path / "notes").mkdir()

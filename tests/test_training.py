@@ -17,8 +17,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+import kerasnets
 from kerasnets import cli, data, training
-from kerasnets.weights import WeightsEntry
+from kerasnets.weights import PretrainedCfg, config
 from tests.imagefolders import make_image_folder
 from tests.train_worker import MODEL_KWARGS
 
@@ -379,16 +380,16 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     config = json.load(open(os.path.join(output, "config.json")))
     assert (config["model"], config["optimizer"], config["schedule"]) == (
         "MobileNet", "adamw", "step")
-    assert config["preprocessing"]["mode"] == "tf"  # MobileNet's family default
-    with pytest.raises(SystemExit):
-        cli.main(["train", "--model", "MobileNet", "--dataset", "cifar10",
-                  "--optimizer", "lamb", "--output", output])
+    tf_mode = kerasnets.preprocessing.KERAS_MODES["tf"]
+    assert tuple(config["preprocessing"]["mean"]) == tf_mode.mean  # MobileNet's weights'
+    assert config["settings"]["optimizer"] == "adamw"
+    assert cli.main(["train", "--model", "MobileNet", "--dataset", "cifar10",
+                     "--optimizer", "lamb", "--output", output]) == 2
+    assert "invalid choice: 'lamb'" in capsys.readouterr().err
 
 
 def test_evaluate_compares_with_the_registry(tmp_path, monkeypatch, colours):
     """A registered tag (served from a local file) prints its reported accuracy."""
-    from kerasnets.weights import registry
-
     import kerasnets
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
@@ -396,9 +397,9 @@ def test_evaluate_compares_with_the_registry(tmp_path, monkeypatch, colours):
     model = kerasnets.DenseNetCIFAR(classes=1000, input_shape=(32, 32, 3), **MODEL_KWARGS)
     path = tmp_path / "published.weights.h5"
     model.save_weights(str(path))
-    entry = WeightsEntry(url=path.as_uri(), format="keras", input_size=32,
-                         preprocessing="torch", top1=12.5, top5=50.0)
-    monkeypatch.setitem(registry._REGISTRY, "DenseNetCIFAR", {"test_in1k": entry})  # noqa: SLF001
+    cfg = PretrainedCfg("DenseNetCIFAR", "test_in1k", url=path.as_uri(), format="keras",
+                        input_size=32, top1=12.5, top5=50.0)
+    monkeypatch.setitem(config._CFGS, "DenseNetCIFAR", [cfg])  # noqa: SLF001
     result = training.evaluate("DenseNetCIFAR", "test_in1k", colours, "train[75%:]",
                                batch_size=8, model_kwargs=dict(classes=1000, **MODEL_KWARGS))
     assert result.num_examples == 24 and 0.0 <= result.top1 <= 1.0

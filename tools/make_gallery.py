@@ -1,9 +1,9 @@
-"""Writes the README's model gallery and docs/accuracy_vs_macs.png from the registry.
+"""Writes the README's model gallery and docs/accuracy_vs_macs.png from the catalog.
 
 The table (between the ``<!-- gallery:start -->`` / ``<!-- gallery:end -->``
 markers of README.md) has one row per named builder: trainable parameters and
-MACs at the default input size (kerasnets/resources/model_stats.json, made by
-tools/make_model_stats.py), the default weights' reported top-1, and every
+MACs at the default input size (the catalog index kerasnets/resources/catalog.json,
+made by tools/make_catalog.py), the default weights' reported top-1, and every
 weights tag. The plot shows top-1 against MACs for the builders whose
 default weights report a top-1.
 
@@ -25,25 +25,26 @@ START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
 
 
 def gallery_rows():
-    """[(family, name, params, macs, top1, tags, source, default tag)] for named builders."""
-    from kerasnets import cli, weights
+    """[(family, name, params, macs, top1, tags, source, default tag)] for the
+    named models, from the catalog index (kerasnets/resources/catalog.json)."""
+    from kerasnets import registry
 
-    stats = cli.model_stats()
+    index = registry.index()
     rows = []
-    for name, builder in cli.builders().items():
-        if cli._is_generic(builder):
-            continue
-        found = cli._default_weights(name)
-        entry = found[1] if found else None
-        row = stats.get(name, {})
-        rows.append((cli._family(builder), name, row.get("params"), row.get("macs"),
-                     entry.top1 if entry else None, weights.available(name),
-                     entry.source if entry else "", found[0] if found else None))
+    for name in registry.list_models():
+        record = index["models"][name]
+        cfgs = [c for c in index["pretrained"] if c["model"] == name]
+        default = next((c for c in cfgs if c.get("default")), None)
+        tags = sorted({c["tag"] for c in cfgs} | {"imagenet"}) if cfgs else []
+        default_tag = default["tag"] if default else (cfgs[0]["tag"] if cfgs else None)
+        rows.append((record["family"], name, record.get("params"), record.get("macs"),
+                     default["top1"] if default else None, tags,
+                     (default or {}).get("source", ""), default_tag))
     return sorted(rows, key=lambda r: (r[0], r[3] or 0, r[1]))
 
 
 def markdown_table(rows):
-    from kerasnets.cli import _macs_text
+    from kerasnets.text import format_macs
 
     lines = [
         "| model | family | params | MACs | top-1 | weights tags (source of the default) |",
@@ -57,7 +58,7 @@ def markdown_table(rows):
             tag_text = "imagenet" + (f" = {default}" if default != "imagenet" else "")
             tag_text += f" ({source})" + (f"; also {', '.join(others)}" if others else "")
         lines.append(
-            f"| {name} | {family} | {params:,} | {_macs_text(macs)} | "
+            f"| {name} | {family} | {params:,} | {format_macs(macs)} | "
             f"{'-' if top1 is None else f'{top1:.1f}'} | {tag_text} |"
         )
     return "\n".join(lines)

@@ -234,7 +234,9 @@ def finish_model(
 ):
     """Creates the model and loads ``weights`` into it: ``cfg``, the
     ``PretrainedCfg`` of a tag (from ``check_arguments``), or a path read
-    with the layer maps of ``model_name``'s catalog entry."""
+    with the layer maps of ``model_name``'s catalog entry. The model's
+    ``pretrained_cfg`` attribute is that configuration (None for random
+    weights or a file)."""
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     else:
@@ -250,6 +252,9 @@ def finish_model(
             layer_maps=registry.get(model_name).layer_maps,
             include_top=include_top,
         )
+    # Where the weights came from, as timm's ``model.pretrained_cfg`` (None:
+    # random or a file).
+    model.pretrained_cfg = cfg
     return model
 
 

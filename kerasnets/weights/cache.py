@@ -11,10 +11,11 @@ Files live in ``$KERAS_HOME/models/kerasnets`` (``~/.keras/models/kerasnets``):
 - ``<model>.<tag>.<signature>.<source sha256>.weights.h5``: the same weights
   converted to Keras once, for the model's exact set of variables
   (include_top or not; the signature hashes variable names and shapes) and
-  that exact source file: a republished checkpoint, or a file placed by hand,
-  is converted anew instead of serving the old conversion. Later loads read
-  only this file (the source's sha256 is kept beside it in
-  ``<source>.stamp``, recomputed when the source's size or time changes).
+  that exact source: its published hash, or where none is published the
+  sha256 of the cached file (kept in ``<source>.stamp``, recomputed when the
+  file's size or time changes). A republished checkpoint (a new hash), or a
+  file placed by hand, is converted anew instead of serving the old
+  conversion. Later loads read only this file.
   It is written under a temporary name and renamed too.
 
 Download and conversion run under an exclusive lock on
@@ -32,8 +33,6 @@ import json
 import os
 import sys
 import uuid
-
-import keras
 
 from kerasnets.weights import loading
 
@@ -167,6 +166,8 @@ def _download(cfg, url, expected, path):
     _remove_stale(directory, fname)
     temporary = _temporary_name(fname)
     replaced = os.path.exists(path)
+    import keras
+
     try:
         downloaded = keras.utils.get_file(
             temporary,
@@ -247,11 +248,13 @@ def source_digest(path):
 # -------------------------------------------------------------- converted
 
 
-def converted_path(cfg, model, source_sha256):
-    """The converted file of ``cfg``'s source (its sha256) for ``model``."""
+def converted_path(cfg, model, source_hash):
+    """The converted file of ``cfg``'s source for ``model``; ``source_hash``
+    is the source's published hash, or the sha256 of the cached file where
+    none is published."""
     return os.path.join(
         cache_directory(),
-        f"{cfg.model}.{cfg.tag}.{model_signature(model)}.{source_sha256[:16]}"
+        f"{cfg.model}.{cfg.tag}.{model_signature(model)}.{source_hash[:16]}"
         f"{CONVERTED_SUFFIX}",
     )
 
@@ -306,8 +309,10 @@ def load_pretrained(model, cfg, *, include_top, load_file):
     if cfg.format == "keras":  # already Keras weights: nothing to convert
         load_file(model, fetch(cfg, include_top), cfg.format)
         return model
-    digest = source_digest(source)
-    converted = converted_path(cfg, model, digest) if digest else _newest_conversion(cfg, model)
+    # The conversion is keyed by the source: its published hash, or (none
+    # published) the sha256 of the file in the cache.
+    key = expected or source_digest(source)
+    converted = converted_path(cfg, model, key) if key else _newest_conversion(cfg, model)
     if _load_converted(model, converted):
         return model
     os.makedirs(os.path.dirname(source), exist_ok=True)
@@ -316,8 +321,7 @@ def load_pretrained(model, cfg, *, include_top, load_file):
             path = source
         else:
             path = _download(cfg, url, expected, source)
-        digest = source_digest(path)
-        converted = converted_path(cfg, model, digest)
+        converted = converted_path(cfg, model, expected or source_digest(path))
         if _load_converted(model, converted):  # another process converted it
             return model
         try:

@@ -15,15 +15,14 @@ import time
 import keras
 import numpy as np
 
-from kerasnets.weights import WeightsEntry, registry
+from kerasnets.weights import PretrainedCfg, config
 from tests.weights.test_loading import tiny_builder
 
 
 def main(url, file_hash, out):
-    registry._REGISTRY["TinyNet"] = {
-        "race_in1k": WeightsEntry(url=url, format="safetensors",
-                                  file_hash=None if file_hash == "-" else file_hash)
-    }
+    config._CFGS["TinyNet"] = [PretrainedCfg(
+        "TinyNet", "race_in1k", url=url, format="safetensors",
+        file_hash=None if file_hash == "-" else file_hash)]
     real_get_file = keras.utils.get_file
     calls = []
 

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerasnets.weights import WeightsEntry, cache, loading, registry
-from tests.weights.test_loading import save_safetensors, tiny_builder, tiny_state
+from kerasnets.weights import PretrainedCfg, cache, loading
+from tests.weights.test_loading import save_safetensors, serve_cfg, tiny_builder, tiny_state
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 X = np.random.default_rng(3).normal(size=(2, 32, 32, 3)).astype("float32")
@@ -39,14 +39,14 @@ def published(tmp_path):
 def serve(monkeypatch, path, file_hash="sha256", tag="test_in1k", **kwargs):
     if file_hash == "sha256":
         file_hash = sha256(path)
-    entry = WeightsEntry(url="file://" + os.fspath(path), format="safetensors",
-                         file_hash=file_hash, **kwargs)
-    monkeypatch.setitem(registry._REGISTRY, "TinyNet", {tag: entry})
-    return entry
+    return serve_cfg(monkeypatch, PretrainedCfg(
+        "TinyNet", tag, url="file://" + os.fspath(path), format="safetensors",
+        file_hash=file_hash, **kwargs))
 
 
 def cached(home):
-    return sorted(os.listdir(home)) if home.exists() else []
+    """The cache's files, without the sha256 stamps kept beside sources."""
+    return sorted(f for f in os.listdir(home) if not f.endswith(".stamp")) if home.exists() else []
 
 
 def outputs(model):
@@ -64,12 +64,13 @@ def forbid(monkeypatch, *what):
 
 
 def test_download_convert_once_then_read_converted(home, published, monkeypatch):
-    serve(monkeypatch, published)
+    cfg = serve(monkeypatch, published)
     expected = outputs(tiny_builder(weights=published, classifier_activation=None))
     model = tiny_builder(weights="test_in1k", classifier_activation=None)
+    assert model.pretrained_cfg is cfg
     np.testing.assert_array_equal(outputs(model), expected)
     files = cached(home)
-    converted = os.path.basename(cache.converted_path("TinyNet", "test_in1k", model))
+    converted = os.path.basename(cache.converted_path(cfg, model, sha256(published)))
     assert files == sorted(["TinyNet.test_in1k.model.safetensors", converted])
     assert converted.endswith(".weights.h5")
     assert sha256(home / "TinyNet.test_in1k.model.safetensors") == sha256(published)
@@ -153,15 +154,44 @@ def test_placed_by_hand_is_used(home, published, monkeypatch):
 
 
 def test_damaged_converted_file_is_rebuilt(home, published, monkeypatch):
-    serve(monkeypatch, published)
+    cfg = serve(monkeypatch, published)
     model = tiny_builder(weights="test_in1k", classifier_activation=None)
-    converted = cache.converted_path("TinyNet", "test_in1k", model)
+    converted = cache.converted_path(cfg, model, sha256(published))
     Path(converted).write_bytes(os.urandom(2048))
     forbid(monkeypatch, "download")
     again = tiny_builder(weights="test_in1k", classifier_activation=None)
     np.testing.assert_array_equal(outputs(again), outputs(model))
     assert loading.file_format(converted) == "keras"
     tiny_builder(weights=converted)  # whole again
+
+
+def test_republished_source_is_converted_anew(home, published, monkeypatch):
+    """The converted file is keyed by the source's sha256: a new release (a
+    new hash) is downloaded and converted, never served the old conversion."""
+    serve(monkeypatch, published)
+    first = outputs(tiny_builder(weights="test_in1k", classifier_activation=None))
+    save_safetensors(tiny_state(seed=7), published)  # republished at the same URL
+    serve(monkeypatch, published)  # with its new hash
+    second = outputs(tiny_builder(weights="test_in1k", classifier_activation=None))
+    expected = outputs(tiny_builder(weights=published, classifier_activation=None))
+    np.testing.assert_array_equal(second, expected)
+    assert not np.array_equal(first, second)
+
+
+def test_source_placed_by_hand_replaces_an_old_conversion(home, published, tmp_path,
+                                                         monkeypatch):
+    serve(monkeypatch, published, file_hash=None)
+    tiny_builder(weights="test_in1k")
+    source = home / "TinyNet.test_in1k.model.safetensors"
+    os.remove(source)
+    os.remove(str(source) + ".sha256")  # a fresh start for this file, by hand
+    other = save_safetensors(tiny_state(seed=9), tmp_path / "other.safetensors")
+    source.write_bytes(Path(other).read_bytes())
+    forbid(monkeypatch, "download")
+    again = tiny_builder(weights="test_in1k", classifier_activation=None)
+    expected = outputs(tiny_builder(weights=other, classifier_activation=None))
+    np.testing.assert_array_equal(outputs(again), expected)
+    assert len([f for f in cached(home) if f.endswith(".weights.h5")]) == 2
 
 
 def test_file_lock_excludes_and_cleans_up(tmp_path):

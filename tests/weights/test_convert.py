@@ -1,4 +1,4 @@
-"""`kerasnets convert` / kerasnets.weights.convert: checkpoints (or registry
+"""`kerasnets convert` / kerasnets.convert: checkpoints (or pretrained
 tags) to .weights.h5 and .keras, with the parity report; failures leave no
 output behind."""
 
@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 import kerasnets
-from kerasnets import cli
-from kerasnets.weights import convert, registry
+from kerasnets import cli, convert
+from kerasnets import weights as weights_lib
+from kerasnets.convert import parity as convert_parity
+from kerasnets.weights import config
 from tests.models.mobilenet_common import keras_reference, save_legacy_h5
 from tests.parity import (
     assert_logits_close,
@@ -172,21 +174,22 @@ def test_keras_h5_to_weights_h5_with_keras_applications_parity(mobilenet_v2_file
 def test_registry_tag_is_fetched_cached_and_converted(mobilenet_v2_files, tmp_path,
                                                        monkeypatch):
     """SOURCE = a tag: downloaded (file:// here) as weights="imagenet" is; the
-    key follows the builder's options (MobileNetV2_0.35_96), and without the
+    file follows the builder's options (alpha 0.35 at 96 px), and without the
     classifier the no-top file is used."""
     home = tmp_path / "home"
     monkeypatch.setenv("KERAS_HOME", str(home))
-    key = "MobileNetV2_0.35_96"
-    entry = dataclasses.replace(
-        registry.tags_for(key)["imagenet"],
-        url="file://" + mobilenet_v2_files["top"], file_hash=sha256(mobilenet_v2_files["top"]),
+    cfg = weights_lib.pretrained_cfg("MobileNetV2", options={"alpha": 0.35}, input_size=96)
+    served = dataclasses.replace(
+        cfg, url="file://" + mobilenet_v2_files["top"],
+        file_hash=sha256(mobilenet_v2_files["top"]),
         notop_url="file://" + mobilenet_v2_files["notop"],
         notop_hash=sha256(mobilenet_v2_files["notop"]))
-    monkeypatch.setitem(registry._REGISTRY[key], "imagenet", entry)
+    monkeypatch.setitem(config._CFGS, "MobileNetV2",
+                        [served if c is cfg else c for c in config._CFGS["MobileNetV2"]])
     output = tmp_path / "mobilenet_v2_notop.keras"
     report = convert.convert("imagenet", "MobileNetV2", output, include_top=False,
                              model_kwargs=dict(MOBILENET_V2, pooling="avg"))
-    cached = home / "models" / "kerasnets" / f"{key}.imagenet.mobilenet_v2_0.35_96_no_top.h5"
+    cached = home / "models" / "kerasnets" / "MobileNetV2.imagenet.mobilenet_v2_0.35_96_no_top.h5"
     assert report.source == "imagenet" and report.source_path == str(cached)
     assert sha256(cached) == sha256(mobilenet_v2_files["notop"])
     assert report.parity.status == "ok" and report.parity.what == "features"
@@ -292,8 +295,8 @@ def test_usage_errors(tmp_path, capsys):
 
 
 def test_parity_failure_writes_nothing(mobilenet_v2_files, tmp_path, capsys, monkeypatch):
-    keras_outputs = convert._keras_outputs
-    monkeypatch.setattr(convert, "_keras_outputs",
+    keras_outputs = convert_parity._keras_outputs
+    monkeypatch.setattr(convert_parity, "_keras_outputs",
                         lambda *args: keras_outputs(*args) + np.linspace(0, 1, 1000))
     code, out, err = run_cli(capsys, "convert", mobilenet_v2_files["top"], "--model",
                              "MobileNetV2", "--model-arg", "alpha=0.35", "--input-size", 96,

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 import kerasnets
+from kerasnets import registry
 from kerasnets import weights as weights_lib
-from kerasnets.cli import builders
 from kerasnets.models import mobilenet_v3
-from kerasnets.weights import loading, mxnet, registry
+from kerasnets.weights import config, loading, mxnet
 from tests.models.mobilenet_common import keras_reference, save_legacy_h5
 from tests.parity import (
     assert_logits_close,
@@ -52,18 +52,20 @@ def home(tmp_path, monkeypatch):
     return tmp_path / "keras_home" / "models" / "kerasnets"
 
 
-def serve(monkeypatch, key, path, notop=None):
-    """Points ``key``'s "imagenet" entry at local files (real sha256)."""
-    entry = registry.tags_for(key)["imagenet"]
+def serve(monkeypatch, model, path, notop=None, **options):
+    """Points ``model``'s "imagenet" configuration (for ``options``) at local
+    files (real sha256); every other field stays as registered."""
+    cfg = weights_lib.pretrained_cfg(model, "imagenet", options=options or None)
     served = dataclasses.replace(
-        entry,
+        cfg,
         url="file://" + os.fspath(path),
         file_hash=sha256(path),
         notop_url=None if notop is None else "file://" + os.fspath(notop),
         notop_hash=None if notop is None else sha256(notop),
     )
-    monkeypatch.setitem(registry._REGISTRY[key], "imagenet", served)
-    return entry
+    monkeypatch.setitem(config._CFGS, model,
+                        [served if c is cfg else c for c in config._CFGS[model]])
+    return cfg
 
 
 def forbid_sources(monkeypatch):
@@ -120,15 +122,15 @@ def test_densenet121_keras_h5(tmp_path, home, monkeypatch):
 
 
 def test_mobilenet_keras_h5_with_and_without_top(tmp_path, home, monkeypatch):
-    """Key MobileNet_1.0_224 (the rows pick the file); include_top=False
-    fetches the entry's no-top file."""
+    """alpha 1.0 at 224 (the rows pick the file); include_top=False fetches
+    the configuration's no-top file."""
     reference = keras_reference(keras.applications.MobileNet, random_images(4, 224, seed=1))
     headless = keras.applications.MobileNet(include_top=False, weights=None, pooling="avg",
                                             input_shape=(224, 224, 3))
     headless.set_weights(reference.get_weights()[:-2])  # all but conv_preds
     top = save_legacy_h5(reference, tmp_path / "mobilenet_1_0_224_tf.h5")
     notop = save_legacy_h5(headless, tmp_path / "mobilenet_1_0_224_tf_no_top.h5")
-    serve(monkeypatch, "MobileNet_1.0_224", top, notop)
+    serve(monkeypatch, "MobileNet", top, notop, alpha=1.0)
     images = random_images(2, 224, seed=2)
     model = check_entry(home, kerasnets.MobileNet, images, run(reference, images),
                         tol=1e-4, classifier_activation=None)
@@ -136,14 +138,14 @@ def test_mobilenet_keras_h5_with_and_without_top(tmp_path, home, monkeypatch):
     check_entry(home, kerasnets.MobileNet, images, run(headless, images),
                 tol=1e-4, include_top=False, pooling="avg", input_shape=(224, 224, 3))
     names = os.listdir(home)
-    assert "MobileNet_1.0_224.imagenet.mobilenet_1_0_224_tf_no_top.h5" in names
+    assert "MobileNet.imagenet.mobilenet_1_0_224_tf_no_top.h5" in names
     assert len([n for n in names if n.endswith(".weights.h5")]) == 2  # one per variant
 
 
 def test_mobilenet_v2_keras_h5(tmp_path, home, monkeypatch):
     reference = keras_reference(keras.applications.MobileNetV2, random_images(4, 224, seed=1))
     path = save_legacy_h5(reference, tmp_path / "mobilenet_v2_1.0_224.h5")
-    serve(monkeypatch, "MobileNetV2_1.0_224", path)
+    serve(monkeypatch, "MobileNetV2", path, alpha=1.0)
     images = random_images(2, 224, seed=2)
     model = check_entry(home, kerasnets.MobileNetV2, images, run(reference, images),
                         tol=1e-4, classifier_activation=None)
@@ -157,8 +159,7 @@ def test_mobilenet_v3_keras_h5(tmp_path, home, monkeypatch, builder):
     reference = keras_reference(getattr(keras.applications, builder), pixels(4, 1),
                                 input_shape=(224, 224, 3))
     path = save_legacy_h5(reference, tmp_path / f"{builder}.h5")
-    key = mobilenet_v3.weights_key(builder[len("MobileNetV3"):].lower(), 1.0, False)
-    serve(monkeypatch, key, path)
+    serve(monkeypatch, builder, path, alpha=1.0, minimalistic=False)
     images = pixels(2, 2)
     # The weights are the file's exactly; the logits agree to float32 rounding,
     # which the random hard-swish/SE network amplifies to ~2e-3 of the spread
@@ -208,8 +209,8 @@ def test_timm_checkpoints(tmp_path, home, monkeypatch, builder, timm_name, filen
 # ----------------------------------------------------------------- MXNet
 
 
-@pytest.mark.parametrize("builder, key", [("IGC_L4M32", "IGC_L4M32"), ("IGCV3", "IGCV3_1.0")])
-def test_mxnet_checkpoints(tmp_path, home, monkeypatch, builder, key):
+@pytest.mark.parametrize("builder", ["IGC_L4M32", "IGCV3"])
+def test_mxnet_checkpoints(tmp_path, home, monkeypatch, builder):
     """The authors' .params layout, written from a randomised kerasnets model
     by test_mxnet's independent writer; loading must restore every tensor."""
     build = getattr(kerasnets, builder)
@@ -222,7 +223,7 @@ def test_mxnet_checkpoints(tmp_path, home, monkeypatch, builder, key):
     else:
         layer_map = _authors_layer_map(reference)
     path = write_params(tmp_path / "model-0000.params", _to_mxnet(reference, layer_map))
-    entry = serve(monkeypatch, key, path)
+    entry = serve(monkeypatch, builder, path)
     assert entry.format == "mxnet_params"
     images = random_images(2, SIZE, seed=2)
     model = check_entry(home, build, images, run(reference, images), tol=1e-5,
@@ -251,10 +252,6 @@ EXERCISED_FAMILIES = {"densenet", "mobilenet", "mobilenet_v2", "mobilenet_v3", "
                       "igc", "igc_v3"}
 
 
-def _family(builder):
-    return builder.__module__.rsplit(".", 1)[-1]
-
-
 def _refuses_imagenet(name, build):
     """None if ``build(weights="imagenet")`` raises the no-weights message."""
     required = {p for p, v in inspect.signature(build).parameters.items()
@@ -280,12 +277,12 @@ def test_every_builder_has_imagenet_weights_or_says_none_are_published(home, mon
 
     monkeypatch.setattr(keras.utils, "get_file", no_download)
     problems, refused = [], []
-    for name, build in sorted(builders().items()):
+    for name in kerasnets.list_models(include_generic=True):
+        build = registry.get(name).builder
         if "imagenet" in weights_lib.available(name):
-            keys = [k for k in registry.all_keys() if k == name or k.startswith(name + "_")]
-            formats = {registry.tags_for(k)["imagenet"].format for k in keys
-                       if "imagenet" in registry.tags_for(k)}
-            if _family(build) not in EXERCISED_FAMILIES or not formats <= EXERCISED_FORMATS:
+            formats = {cfg.format for cfg in weights_lib.pretrained_cfgs(name, "imagenet")}
+            if registry.get(name).family not in EXERCISED_FAMILIES \
+                    or not formats <= EXERCISED_FORMATS:
                 problems.append(f"{name}: default weights ({formats}) not exercised here")
             continue
         if name == "MobileNetV3":
@@ -296,7 +293,16 @@ def test_every_builder_has_imagenet_weights_or_says_none_are_published(home, mon
         else:
             refused.append(name)
     assert not problems, "\n".join(problems)
-    assert {"DenseNet264", "IGCV2", "IGCV1CIFAR", "SEInceptionV3"} <= set(refused)
+    assert {"DenseNet264", "IGCV2", "IGCV1CIFAR"} <= set(refused)
+
+
+def test_inception_weights_only_for_the_plain_inception_configuration(home):
+    """SEInceptionV3's "imagenet" file is keras' InceptionV3: it exists for
+    se_ratio=None only, and the default (SE) configuration says so."""
+    with pytest.raises(ValueError, match="se_ratio=None"):
+        kerasnets.SEInceptionV3(weights="imagenet")
+    cfg = weights_lib.pretrained_cfg("SEInceptionV3", options={"se_ratio": None})
+    assert cfg.input_size == 299 and cfg.reference == "keras:InceptionV3"
 
 
 def test_generic_mobilenet_v3_refuses_imagenet(home, monkeypatch):

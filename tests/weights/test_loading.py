@@ -7,13 +7,14 @@ import pytest
 
 import keras
 
+from kerasnets import registry
 from kerasnets import weights as weights_lib
 from kerasnets.models import common
-from kerasnets.weights import loading
+from kerasnets.weights import config, loading
 from tests.parity import require
 
 
-def tiny_builder(
+def TinyNet(
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -25,7 +26,7 @@ def tiny_builder(
     name="tiny",
 ):
     """A two-conv network built through the shared contract."""
-    common.check_arguments(
+    cfg = common.check_arguments(
         "TinyNet",
         weights=weights,
         include_top=include_top,
@@ -46,8 +47,8 @@ def tiny_builder(
         classifier_activation=classifier_activation,
     )
     return common.finish_model(
-        img_input, x, input_tensor=input_tensor, name=name, builder="TinyNet",
-        weights=weights, include_top=include_top,
+        img_input, x, input_tensor=input_tensor, name=name, model_name="TinyNet",
+        weights=weights, include_top=include_top, cfg=cfg,
     )
 
 
@@ -63,7 +64,15 @@ def tiny_converter(model):
     return TINY_MAP, ("head.fc",)
 
 
-weights_lib.register_converter("TinyNet", tiny_converter)
+# A test family in the catalog (torch layout only).
+tiny_builder = registry.family("tiny", min_size=16, layer_maps={"torch": tiny_converter},
+                               mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))(TinyNet)
+
+
+def serve_cfg(monkeypatch, cfg):
+    """Registers ``cfg`` as TinyNet's only pretrained configuration for one test."""
+    monkeypatch.setitem(config._CFGS, "TinyNet", [cfg])
+    return cfg
 
 
 def tiny_state(width=8, classes=1000, seed=0):
@@ -247,20 +256,15 @@ def test_contract_validation_messages(tmp_path):
 
 def test_registry_tags_and_failed_download(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
-    entry = weights_lib.WeightsEntry(
-        url=(tmp_path / "src.safetensors").as_uri(), format="safetensors",
-        file_hash="0" * 64,
-    )
-    weights_lib.register("TinyNet", "test_in1k", entry)
-    try:
-        assert "test_in1k" in weights_lib.available("TinyNet")
-        save_safetensors(tiny_state(), tmp_path / "src.safetensors")
-        with pytest.raises(ValueError, match="place it at") as info:
-            tiny_builder(weights="test_in1k")
-        assert entry.url in str(info.value)
-        cache = tmp_path / "home" / "models" / "kerasnets"
-        assert not any(cache.iterdir()), "a file that failed its hash stays cached"
-    finally:
-        from kerasnets.weights.registry import _REGISTRY
-
-        _REGISTRY.pop("TinyNet", None)
+    cfg = serve_cfg(monkeypatch, weights_lib.PretrainedCfg(
+        "TinyNet", "test_in1k", url=(tmp_path / "src.safetensors").as_uri(),
+        format="safetensors", file_hash="0" * 64,
+    ))
+    assert weights_lib.available("TinyNet") == ["imagenet", "test_in1k"]
+    assert weights_lib.pretrained_cfg("TinyNet") is cfg
+    save_safetensors(tiny_state(), tmp_path / "src.safetensors")
+    with pytest.raises(ValueError, match="place it at") as info:
+        tiny_builder(weights="test_in1k")
+    assert cfg.url in str(info.value)
+    cache = tmp_path / "home" / "models" / "kerasnets"
+    assert not any(cache.iterdir()), "a file that failed its hash stays cached"

@@ -1,0 +1,136 @@
+"""``kerasnets list`` and ``kerasnets info``: the catalog, without TensorFlow.
+
+Everything shown comes from the generated index
+(``kerasnets/resources/catalog.json``, ``tools/make_catalog.py``): names,
+families, figures, docstrings and pretrained configurations.
+"""
+
+from kerasnets import registry
+from kerasnets.cli import common
+from kerasnets.text import format_count, format_macs
+
+DEFAULT_MARK = " (the default, weights=\"imagenet\")"
+
+
+def add_parsers(sub):
+    listing = sub.add_parser("list", help="models: params, MACs, weight tags, top-1")
+    listing.add_argument("pattern", nargs="?", default=None,
+                         help="only names matching this pattern (dpn*, *resnext*)")
+    listing.add_argument("--family", default=None,
+                         help="only this family (densenet, dpn, igc, mobilenet, senet, ...)")
+    listing.add_argument("--pretrained", action="store_true",
+                         help="only models with published weights")
+    listing.set_defaults(func=cmd_list)
+    info = sub.add_parser("info", help="one model: paper, parameters, weights, preprocessing")
+    info.add_argument("model")
+    info.set_defaults(func=cmd_info)
+
+
+def _default_cfg(name):
+    return next((cfg for cfg in registry.index()["pretrained"]
+                 if cfg["model"] == name and cfg.get("default")), None)
+
+
+def _tags(name):
+    tags = {cfg["tag"] for cfg in registry.index()["pretrained"] if cfg["model"] == name}
+    return sorted(tags | {"imagenet"}) if tags else []
+
+
+def cmd_list(args):
+    from rich.table import Table
+
+    family = None
+    if args.family:
+        try:
+            family = registry.canonical_family(args.family)
+        except ValueError as error:
+            raise common.UsageError(str(error)) from None
+    names = registry.list_models(args.pattern, pretrained=args.pretrained, family=family,
+                                 include_generic=True)
+    if not names:
+        raise ValueError(f"no model matches {args.pattern!r}"
+                         + (f" in family {family}" if family else ""))
+    out = Table(title="kerasnets models (params and MACs at the default input size)")
+    for column, justify in (("model", "left"), ("family", "left"), ("params", "right"),
+                            ("MACs", "right"), ("weights", "left"), ("top-1", "right")):
+        out.add_column(column, justify=justify, no_wrap=column != "weights")
+    records = registry.index()["models"]
+    families = registry.families()
+    names = sorted(names, key=lambda n: families.index(registry.family_of(n)))
+    for name in names:
+        record = records.get(name, {})
+        if record.get("generic"):
+            params = macs = "(generic)"
+        else:
+            params, macs = format_count(record.get("params")), format_macs(record.get("macs"))
+        cfg = _default_cfg(name)
+        top1 = cfg.get("top1") if cfg else None
+        tags = _tags(name)
+        out.add_row(name, registry.family_of(name), params, macs,
+                    ", ".join(tags) if tags else "(none published)",
+                    "-" if top1 is None else f"{top1:.1f}")
+    common.console().print(out)
+
+
+def describe_cfg(cfg, default=False):
+    """Lines describing one pretrained configuration (an index record)."""
+    options = ", ".join(f"{k}={v!r}" for k, v in cfg["options"].items())
+    lines = [
+        f"[bold]{cfg['tag']}[/bold]{DEFAULT_MARK if default else ''}"
+        + (f" ({options})" if options else "")
+        + f": {cfg['source'] or 'unknown source'}"
+        + (f", licence {cfg['license']}" if cfg["license"] else ""),
+        f"  file: {cfg['url']} ({cfg['format']}"
+        + (f", {'sha256' if len(cfg['file_hash']) == 64 else 'md5'} {cfg['file_hash']}"
+           if cfg["file_hash"] else ", no published hash: sha256 recorded on first use")
+        + ")",
+    ]
+    if cfg["notop_url"]:
+        lines.append(f"  without classifier: {cfg['notop_url']}")
+    accuracy = ", ".join(
+        f"{label} {cfg[key]:.2f}" for label, key in (("top-1", "top1"), ("top-5", "top5"))
+        if cfg[key] is not None
+    )
+    lines.append(f"  reported accuracy: {accuracy or 'not recorded'}")
+    mean = ", ".join(f"{v:.3f}" for v in cfg["mean"])
+    std = ", ".join(f"{v:.3f}" for v in cfg["std"])
+    lines.append(
+        f"  preprocessing (on 0-255 RGB): mean {mean}, std {std}"
+        f"{', RGB->BGR' if cfg['bgr'] else ''}; input {cfg['input_size']}, "
+        f"crop {cfg['crop_pct']}, {cfg['interpolation']}"
+    )
+    if cfg["reference"]:
+        lines.append(f"  reference implementation (parity): {cfg['reference']}")
+    return lines
+
+
+def cmd_info(args):
+    name = common.model_name(args.model)
+    record = registry.indexed(name)
+    if record is None:  # registered at run time (a user's family): describe it live
+        entry = registry.get(name)
+        record = {"module": entry.module, "family": entry.family, "doc": entry.builder.__doc__,
+                  "paper": "", "generic": entry.generic, "required": entry.required_args}
+    console = common.console()
+    console.print(f"[bold]{name}[/bold] ({record['module']}, family {record['family']})\n")
+    if record.get("paper"):
+        console.print(record["paper"], markup=False)
+        console.print()
+    console.print(record.get("doc") or "", markup=False)
+    if record.get("generic"):
+        console.print(f"\n{name} is a generic builder: it needs "
+                      f"{', '.join(record.get('required', []))}.")
+    elif record.get("params") is not None:
+        size = record["stats_size"]
+        console.print(
+            f"\nparameters: {record['params']:,} trainable, {record['total_params']:,} in "
+            f"all; MACs at {size}x{size}: {format_macs(record['macs'])}; "
+            f"{record['layers']} layers; input at least {record['min_size']} px"
+        )
+    console.print("\n[bold]weights[/bold]")
+    cfgs = [cfg for cfg in registry.index()["pretrained"] if cfg["model"] == name]
+    for cfg in cfgs:
+        for line in describe_cfg(cfg, default=cfg.get("default", False)):
+            console.print(line, soft_wrap=True)
+    if not cfgs:
+        console.print(f"{name} has no published pretrained weights.")

@@ -1,0 +1,100 @@
+"""What the commands share: console, names, errors, quiet TensorFlow."""
+
+import contextlib
+import os
+import sys
+import tempfile
+
+from kerasnets import registry
+from kerasnets.text import one_line, parse_assignments  # noqa: F401  (re-exported)
+
+
+class UsageError(ValueError):
+    """A bad command line (exit status 2)."""
+
+
+def console():
+    from rich.console import Console
+
+    # Piped output (tests, `| less`) keeps full rows instead of 80 columns.
+    return Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+
+
+def model_name(name):
+    """The catalog spelling of a model name (case-insensitive); a UsageError
+    naming the closest models otherwise."""
+    canonical = registry.canonical_name(name)
+    if canonical is None:
+        raise UsageError(registry.unknown_name_message("model", name, registry.all_names()))
+    return canonical
+
+
+def named_model(name):
+    """Like ``model_name``, refusing generic builders without arguments."""
+    canonical = model_name(name)
+    record = registry.indexed(canonical) or {}
+    if record.get("generic"):
+        raise UsageError(f"{canonical} is a generic builder; name a variant "
+                         "(see `kerasnets list`)")
+    return canonical
+
+
+def model_args(items):
+    return parse_assignments(items, what="--model-arg")
+
+
+def weights_arg(text):
+    """``--weights`` text: None for "none", ``~`` expanded in paths."""
+    if text is None or text.lower() == "none":
+        return None
+    return os.path.expanduser(text)
+
+
+def quiet_libraries():
+    """Hides TensorFlow's and absl's start-up messages (unless KERASNETS_DEBUG
+    is set): TensorFlow prints them from C++ when it loads, before any log
+    level applies, so the import runs with stderr captured; what it captured
+    is shown if the import fails."""
+    if os.environ.get("KERASNETS_DEBUG"):
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def captured_stderr():
+    """File descriptor 2 redirected to a temporary file for the block; on an
+    exception the captured text is written back to stderr."""
+    if os.environ.get("KERASNETS_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def load_tensorflow():
+    """Imports TensorFlow and Keras quietly (see ``quiet_libraries``)."""
+    if "keras" in sys.modules and "tensorflow" in sys.modules:
+        return
+    with captured_stderr():
+        import keras  # noqa: F401  (imports the backend)
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            tf.get_logger().setLevel("ERROR")
+    with contextlib.suppress(ImportError):
+        import absl.logging
+
+        absl.logging.set_verbosity(absl.logging.ERROR)

@@ -1,0 +1,167 @@
+"""The training recipe: the classifier built on a kerasnets network, the
+optimizer, learning-rate schedule, loss and metrics (``kerasnets train`` and
+the tuner's trials share it)."""
+
+from kerasnets import registry
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+def get_builder(model):
+    """A kerasnets builder function from its catalog name (case-insensitive;
+    an unknown name raises ValueError naming the closest) or the function
+    itself."""
+    if callable(model):
+        return model
+    return registry.get(str(model)).builder
+
+
+def build_model(
+    model,
+    num_classes,
+    image_size,
+    *,
+    weights=None,
+    freeze_backbone=False,
+    dropout=0.0,
+    float32_outputs=None,
+    **model_kwargs,
+):
+    """Builds a classifier for ``num_classes`` (call under the strategy scope
+    and the dtype policy you train with).
+
+    With pretrained ``weights`` (a tag or a path) and ``num_classes`` other
+    than 1000, or with ``freeze_backbone``, the builder's headless network
+    (``include_top=False, pooling="avg"``) gets a new ``Dense`` classifier
+    named ``predictions`` (after ``Dropout(dropout)`` when > 0);
+    ``freeze_backbone`` freezes every layer but that head (frozen
+    BatchNormalization layers run in inference mode). Otherwise the
+    builder's own top is built with ``classes=num_classes``.
+
+    Under a mixed precision policy the classifier computes in the compute
+    dtype and a float32 softmax (``Activation`` layer ``predictions_float32``)
+    makes the outputs float32; ``float32_outputs`` forces it on or off.
+
+    Returns the model; it outputs class probabilities.
+    """
+    import keras
+
+    builder = get_builder(model)
+    if float32_outputs is None:
+        float32_outputs = keras.config.dtype_policy().compute_dtype != "float32"
+    activation = None if float32_outputs else "softmax"
+    new_head = weights is not None and (num_classes != 1000 or freeze_backbone)
+    shape = (image_size, image_size, 3)
+    if new_head:
+        base = builder(include_top=False, weights=weights, input_shape=shape,
+                       pooling="avg", **model_kwargs)
+        x = base.output
+        if dropout:
+            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+        x = keras.layers.Dense(num_classes, activation=activation, name="predictions")(x)
+        head = {"top_dropout", "predictions"}
+    else:
+        base = builder(include_top=True, weights=weights, input_shape=shape,
+                       classes=num_classes, classifier_activation=activation,
+                       **model_kwargs)
+        x = base.output
+        weighted = [layer for layer in base.layers if layer.weights]
+        head = {weighted[-1].name} if weighted else set()
+    if float32_outputs:
+        x = keras.layers.Activation("softmax", dtype="float32", name="predictions_float32")(x)
+    result = keras.Model(base.inputs, x, name=base.name)
+    if freeze_backbone:
+        for layer in result.layers:
+            if layer.name not in head and layer.name != "predictions_float32":
+                layer.trainable = False
+    return result
+
+
+def use_synchronized_batch_norm(model):
+    """Makes every BatchNormalization layer of ``model`` use the batch
+    statistics of all replicas (as one device would with the global batch)."""
+    import keras
+
+    count = 0
+    for layer in model._flatten_layers(include_self=False):  # noqa: SLF001
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+            count += 1
+    return count
+
+
+# ---------------------------------------------------------------- recipe
+
+
+def default_learning_rate(optimizer, batch_size):
+    """Linear scaling: SGD 0.1 per 256 images, AdamW 1e-3 per 512."""
+    if optimizer == "sgd":
+        return 0.1 * batch_size / 256
+    return 1e-3 * batch_size / 512
+
+
+def learning_rate_schedule(lr, schedule, total_steps, warmup_steps=0):
+    """Cosine decay to 0 (after a linear warm-up), step decay (x0.1 at 30%,
+    60% and 90% of training), or "constant" (``lr`` throughout)."""
+    import keras
+
+    total_steps = max(int(total_steps), 1)
+    if schedule == "constant":
+        return lr
+    if schedule == "cosine":
+        warmup_steps = min(int(warmup_steps), total_steps - 1)
+        if warmup_steps:
+            return keras.optimizers.schedules.CosineDecay(
+                initial_learning_rate=0.0,
+                decay_steps=total_steps - warmup_steps,
+                warmup_target=lr,
+                warmup_steps=warmup_steps,
+            )
+        return keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
+    if schedule == "step":
+        boundaries = sorted({max(1, int(total_steps * f)) for f in (0.3, 0.6, 0.9)})
+        values = [lr * 0.1**i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    raise ValueError(f"Unknown schedule {schedule!r}: expected one of {SCHEDULES}.")
+
+
+def make_optimizer(name, learning_rate, *, weight_decay=None, momentum=0.9):
+    """SGD (Nesterov momentum) or AdamW, with decoupled weight decay
+    (defaults: 5e-5 for SGD, 0.05 for AdamW; 0 turns it off)."""
+    import keras
+
+    if name == "sgd":
+        wd = 5e-5 if weight_decay is None else weight_decay
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
+                                    weight_decay=wd or None)
+    if name == "adamw":
+        wd = 0.05 if weight_decay is None else weight_decay
+        return keras.optimizers.AdamW(learning_rate, weight_decay=wd)
+    raise ValueError(f"Unknown optimizer {name!r}: expected one of {OPTIMIZERS}.")
+
+
+def compile_model(model, *, optimizer="sgd", lr=None, batch_size=64, schedule="cosine",
+                  total_steps=1000, warmup_steps=0, weight_decay=None, momentum=0.9,
+                  label_smoothing=0.1, steps_per_execution=1):
+    """Compiles ``model`` (probability outputs, one-hot labels) with the
+    recipe's optimizer, schedule, loss and top-1/top-5 metrics."""
+    import keras
+
+    lr = default_learning_rate(optimizer, batch_size) if lr is None else lr
+    opt = make_optimizer(optimizer, learning_rate_schedule(lr, schedule, total_steps,
+                                                           warmup_steps),
+                         weight_decay=weight_decay, momentum=momentum)
+    # No decay on biases and normalisation parameters (1-D variables).
+    opt.exclude_from_weight_decay(
+        var_list=[v for v in model.trainable_variables if len(v.shape) <= 1]
+    )
+    model.compile(
+        optimizer=opt,
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")]
+        + ([keras.metrics.TopKCategoricalAccuracy(5, name="top5")]
+           if model.output_shape[-1] > 5 else []),
+        steps_per_execution=steps_per_execution,
+    )
+    return model

@@ -1,0 +1,374 @@
+"""A training run: its settings (``TrainConfig``), its directory and ``train``."""
+
+import dataclasses
+import json
+import os
+import shutil
+from typing import Optional
+
+from kerasnets.training.callbacks import make_callbacks
+from kerasnets.training.distribute import (
+    device_kind,
+    get_strategy,
+    is_chief,
+    keras_compatible,
+    requested_policy,
+    task,
+    write_dir,
+)
+from kerasnets.training.recipe import (
+    build_model,
+    compile_model,
+    default_learning_rate,
+    get_builder,
+    use_synchronized_batch_norm,
+)
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: object
+    history: dict
+    output: str
+    model_path: str
+    strategy: object
+    preprocessing: object
+
+
+def _default_val_split(dataset, data_dir, try_gcs):
+    from kerasnets import data
+
+    if data.is_folder(dataset):
+        for split in ("validation", "test"):
+            try:
+                data.folder_files(dataset, split)
+                return split
+            except ValueError:
+                continue
+        return None
+    try:
+        splits = data._tfds_builder(dataset, data_dir, try_gcs).info.splits  # noqa: SLF001
+        names = list(splits.keys())
+    except Exception:  # noqa: BLE001 - unprepared, mocked
+        names = []
+    return next((s for s in ("validation", "test") if s in names), None)
+
+
+def count_examples(dataset, split, data_dir=None, try_gcs=False):
+    """Examples in a split: from the dataset's metadata, else its cardinality,
+    else counted (small datasets only)."""
+    from kerasnets import data
+
+    n = data.info(dataset, split, data_dir, try_gcs).num_examples
+    if n:
+        return n
+    source = data._encoded_source(  # noqa: SLF001
+        dataset, split, data_dir=data_dir, try_gcs=try_gcs, training=False, seed=0,
+        input_context=None, download=True)
+    n = int(source.cardinality())
+    if n < 0:
+        n = int(source.reduce(0, lambda count, _: count + 1))
+    return n
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """The settings of a training run: ``kerasnets train``'s options, one
+    field each (the command line fills it from its arguments).
+
+    Attributes:
+        model: catalog name (``"MobileNetV2"``, case-insensitive) or builder
+            function; ``model_kwargs`` go to the builder (``{"alpha": 0.35}``).
+        dataset: tfds name or ``"folder:PATH"`` (see ``kerasnets.data``).
+        output: run directory (checkpoints, history, curves, model.keras).
+        weights: None (from scratch), a pretrained tag or a weights path; with
+            pretrained weights and other than 1000 classes the model gets a
+            new classifier (see ``build_model``).
+        epochs, batch_size (global), image_size: the usual.
+        optimizer: "sgd" (Nesterov, momentum ``momentum``) or "adamw".
+        lr: peak learning rate (default: 0.1 x batch/256 for SGD, 1e-3 x
+            batch/512 for AdamW).
+        schedule: "cosine" (with ``warmup_epochs`` of linear warm-up) or
+            "step" (x0.1 at 30%, 60%, 90%).
+        weight_decay: decoupled, not on 1-D parameters (default 5e-5 SGD,
+            0.05 AdamW).
+        label_smoothing: of the cross-entropy.
+        mixed_precision: False, True (float16 on GPU, bfloat16 on TPU/CPU) or
+            a policy name. Outputs and loss stay float32.
+        strategy: "auto", "cpu", "mirrored", "multiworker", "tpu", or a
+            ``tf.distribute.Strategy``; ``tpu``: TPU name/address.
+        freeze_backbone: train only the classifier.
+        dropout: before a new classifier.
+        train_split, val_split: splits ("auto": "validation" or "test" when
+            the dataset has one; None: no validation).
+        randaugment, mixup, cache, seed, deterministic, data_dir, try_gcs:
+            see ``data.load``. A seed also seeds Keras (weights
+            initialisation, dropout).
+        steps_per_epoch: default: training examples // batch_size.
+        validation_steps: default: the whole split (on one worker).
+        backup_every: "epoch" or a number of steps between backups.
+        sync_batch_norm: BatchNorm statistics over all replicas (default: on
+            with several replicas, so results do not depend on the replica
+            count).
+    """
+
+    model: object
+    dataset: str
+    output: str
+    weights: Optional[str] = None
+    epochs: int = 10
+    batch_size: int = 64
+    image_size: int = 224
+    optimizer: str = "sgd"
+    lr: Optional[float] = None
+    schedule: str = "cosine"
+    warmup_epochs: float = 0
+    weight_decay: Optional[float] = None
+    momentum: float = 0.9
+    label_smoothing: float = 0.1
+    mixed_precision: object = False
+    strategy: object = "auto"
+    tpu: Optional[str] = None
+    freeze_backbone: bool = False
+    dropout: float = 0.0
+    train_split: str = "train"
+    val_split: Optional[str] = "auto"
+    randaugment: object = None
+    mixup: float = 0.0
+    data_dir: Optional[str] = None
+    try_gcs: bool = False
+    cache: object = False
+    seed: Optional[int] = None
+    deterministic: Optional[bool] = None
+    steps_per_epoch: Optional[int] = None
+    validation_steps: Optional[int] = None
+    backup_every: object = "epoch"
+    sync_batch_norm: Optional[bool] = None
+    model_kwargs: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        from kerasnets.training.recipe import OPTIMIZERS, SCHEDULES
+
+        self.model_kwargs = dict(self.model_kwargs or {})
+        if self.weights is not None:
+            self.weights = os.fspath(self.weights)
+        self.output = os.fspath(self.output)
+        _check("epochs", self.epochs, minimum=1)
+        _check("batch_size", self.batch_size, minimum=1)
+        _check("image_size", self.image_size, minimum=1)
+        _check("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
+        _check("validation_steps", self.validation_steps, minimum=1, optional=True)
+        if self.lr is not None and not (isinstance(self.lr, (int, float))
+                                        and 0 < self.lr < float("inf")):
+            raise ValueError(f"lr must be a positive number (or None for the recipe's "
+                             f"default); received {self.lr!r}.")
+        for name, value, low, high in (("label_smoothing", self.label_smoothing, 0.0, 1.0),
+                                       ("dropout", self.dropout, 0.0, 1.0)):
+            if not low <= value < high:
+                raise ValueError(f"{name} must be in [{low}, {high}); received {value!r}.")
+        if self.mixup < 0 or self.warmup_epochs < 0 or (self.weight_decay or 0) < 0:
+            raise ValueError("mixup, warmup_epochs and weight_decay must not be negative.")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}: expected one of "
+                             f"{', '.join(OPTIMIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}: expected one of "
+                             f"{', '.join(SCHEDULES)}.")
+
+    @property
+    def model_name(self):
+        return getattr(self.model, "__name__", None) or str(self.model)
+
+    def settings(self):
+        """The JSON-able settings (``config.json``'s ``settings``): what decides
+        the run's result; ``output`` and the strategy object are left out."""
+        values = dataclasses.asdict(self)
+        values["model"] = self.model_name
+        values.pop("output")
+        if not isinstance(self.strategy, str):
+            values["strategy"] = type(self.strategy).__name__
+        return json.loads(json.dumps(values, default=repr))
+
+
+def _check(name, value, *, minimum, optional=False):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}; received "
+                         f"{value!r}.")
+
+
+def read_run_config(path):
+    """The ``config.json`` of a run, given the run directory or a file in it
+    (``model.keras``): a dict whose ``preprocessing`` is a ``Preprocessing``;
+    None where there is none (or another program's).
+    """
+    from kerasnets import preprocessing as preprocessing_lib
+
+    path = os.fspath(path)
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+        config["preprocessing"] = preprocessing_lib.Preprocessing(**{
+            k: tuple(v) if isinstance(v, list) else v
+            for k, v in config["preprocessing"].items()})
+        str(config["model"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return config
+
+
+def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
+          verbose="auto", **settings):
+    """Trains a model and writes the run into its output directory.
+
+    The Python form of ``kerasnets train`` (same defaults):
+    ``train(TrainConfig(...))`` or ``train(model, dataset, output=...,
+    **settings)`` with ``TrainConfig``'s fields as keywords. Running it again
+    with the same ``output`` resumes an interrupted run from its backup.
+
+    Args:
+        model: a ``TrainConfig``, or its ``model`` (then ``dataset``,
+            ``output`` and the other settings are keywords).
+        preprocessing: default: the weights' (``kerasnets.preprocessing``).
+        callbacks: extra Keras callbacks.
+        verbose: ``model.fit``'s.
+
+    Returns:
+        ``TrainResult`` (model, history dict, output dir, model path, strategy,
+        preprocessing).
+    """
+    config = model if isinstance(model, TrainConfig) else TrainConfig(
+        model=model, dataset=dataset, output=output, **settings)
+    import keras
+    import tensorflow as tf
+
+    from kerasnets import data
+
+    strategy = config.strategy
+    if not isinstance(strategy, tf.distribute.Strategy):
+        strategy = get_strategy(strategy, tpu=config.tpu)
+    strategy = keras_compatible(strategy)
+    builder = get_builder(config.model)
+    model_name = builder.__name__
+    seed, output = config.seed, config.output
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    chief = is_chief(strategy)
+    directory = write_dir(output, strategy)
+    os.makedirs(directory, exist_ok=True)
+    if not chief:
+        _take_chief_backup(output, directory)
+
+    dataset, weights, batch_size = config.dataset, config.weights, config.batch_size
+    data_dir, try_gcs = config.data_dir, config.try_gcs
+    if preprocessing is None:
+        preprocessing = data.preprocessing_for(model_name, weights,
+                                               options=config.model_kwargs)
+    preprocessing = data.get_preprocessing(preprocessing)
+    info = data.info(dataset, config.train_split, data_dir, try_gcs)
+    val_split = config.val_split
+    if val_split == "auto":
+        val_split = _default_val_split(dataset, data_dir, try_gcs)
+    kind = device_kind(strategy)
+    replicas = strategy.num_replicas_in_sync
+    multi_worker = task(strategy)[0] is not None
+    steps_per_epoch, validation_steps = config.steps_per_epoch, config.validation_steps
+    if steps_per_epoch is None:
+        n = count_examples(dataset, config.train_split, data_dir, try_gcs)
+        steps_per_epoch = max(1, n // batch_size)
+    if val_split and validation_steps is None and (multi_worker or kind == "tpu"):
+        # Equal, static steps on every worker: drop the last partial batch.
+        n_val = count_examples(dataset, val_split, data_dir, try_gcs)
+        validation_steps = max(1, n_val // batch_size)
+
+    common = dict(image_size=config.image_size, batch_size=batch_size,
+                  preprocessing=preprocessing, data_dir=data_dir, try_gcs=try_gcs, seed=seed,
+                  deterministic=config.deterministic, cache=config.cache,
+                  num_classes=info.num_classes, one_hot=True, strategy=strategy)
+    train_ds = data.load(dataset, config.train_split, training=True,
+                         randaugment=config.randaugment, mixup=config.mixup, **common)
+    val_ds = None
+    if val_split:
+        val_ds = data.load(dataset, val_split, training=False,
+                           repeat=validation_steps is not None,
+                           drop_remainder=validation_steps is not None, **common)
+
+    policy = requested_policy(config.mixed_precision, strategy)
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if policy:
+            keras.config.set_dtype_policy(policy)
+        with strategy.scope():
+            net = build_model(builder, info.num_classes, config.image_size, weights=weights,
+                              freeze_backbone=config.freeze_backbone, dropout=config.dropout,
+                              **config.model_kwargs)
+            sync_batch_norm = config.sync_batch_norm
+            if sync_batch_norm is None:
+                sync_batch_norm = replicas > 1
+            if sync_batch_norm and replicas > 1:
+                use_synchronized_batch_norm(net)
+            compile_model(
+                net, optimizer=config.optimizer, lr=config.lr, batch_size=batch_size,
+                schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
+                warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+                weight_decay=config.weight_decay, momentum=config.momentum,
+                label_smoothing=config.label_smoothing,
+                steps_per_execution=min(32, steps_per_epoch) if kind == "tpu" else 1,
+            )
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+    lr = config.lr if config.lr is not None else default_learning_rate(config.optimizer,
+                                                                       batch_size)
+    run_config = dict(
+        model=model_name, model_kwargs=config.model_kwargs, dataset=dataset,
+        weights=weights, epochs=config.epochs, batch_size=batch_size,
+        image_size=config.image_size, optimizer=config.optimizer, lr=lr,
+        schedule=config.schedule, label_smoothing=config.label_smoothing,
+        mixed_precision=policy, strategy=type(strategy).__name__, replicas=replicas,
+        freeze_backbone=config.freeze_backbone, train_split=config.train_split,
+        val_split=val_split, num_classes=info.num_classes,
+        class_names=list(info.class_names), preprocessing=dataclasses.asdict(preprocessing),
+        seed=seed, steps_per_epoch=steps_per_epoch, settings=config.settings(),
+    )
+    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
+        json.dump(run_config, f, indent=2)
+
+    history = net.fit(
+        train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds,
+        validation_steps=validation_steps,
+        callbacks=make_callbacks(directory, backup_every=config.backup_every,
+                                 validation=val_ds is not None,
+                                 title=f"{model_name} on {dataset}",
+                                 plot=chief) + list(callbacks),
+        shuffle=False,  # the pipeline shuffles
+        verbose=verbose,
+    )
+    model_path = os.path.join(directory, MODEL_FILE)
+    net.save(model_path)
+    if not chief:
+        shutil.rmtree(directory, ignore_errors=True)
+        model_path = os.path.join(output, MODEL_FILE)
+    return TrainResult(net, dict(history.history), output, model_path, strategy,
+                       preprocessing)
+
+
+def _take_chief_backup(output, directory):
+    """A worker restarts from the chief's backup when it can read it (shared
+    storage); else from its own (same machine)."""
+    chief_backup = os.path.join(output, "backup")
+    own_backup = os.path.join(directory, "backup")
+    if os.path.isdir(chief_backup) and os.listdir(chief_backup):
+        shutil.rmtree(own_backup, ignore_errors=True)
+        shutil.copytree(chief_backup, own_backup)
