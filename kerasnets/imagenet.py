@@ -59,15 +59,21 @@ def decode_predictions(preds, top=5):
     Args:
         preds: array-like (numpy, tensor) of shape ``(samples, 1000)``:
             probabilities or logits.
-        top: how many classes to return per sample.
+        top: how many classes to return per sample; 0 returns all of them,
+            as keras.applications' does (a negative ``top`` is an error here,
+            where keras returns an arbitrary slice).
 
     Returns:
         One list per sample of ``(wordnet_id, class_name, score)`` tuples,
         highest score first.
 
     Raises:
-        ValueError: ``preds`` is not a 2-D batch of 1000 scores.
+        ValueError: ``preds`` is not a 2-D batch of 1000 scores, or ``top`` is
+            negative.
     """
+    if isinstance(top, bool) or int(top) != top or top < 0:
+        raise ValueError(f"`top` must be a non-negative integer (0: all classes); "
+                         f"received top={top!r}")
     if not isinstance(preds, np.ndarray):
         import keras
 
@@ -82,7 +88,7 @@ def decode_predictions(preds, top=5):
     index = class_index()
     results = []
     for pred in preds:
-        best = pred.argsort()[-top:][::-1] if top > 0 else []
+        best = pred.argsort()[-top:][::-1]  # top=0: every class, as keras
         decoded = [tuple(index[str(i)]) + (pred[i],) for i in best]
         decoded.sort(key=lambda item: item[2], reverse=True)
         results.append(decoded)

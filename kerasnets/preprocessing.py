@@ -149,14 +149,16 @@ def for_model(model, weights=weights_config.DEFAULT_TAG, options=None):
 
     A tag uses its ``PretrainedCfg`` (picked by ``options``, the builder's
     arguments, where a tag has one file per configuration). None or a path
-    (weights of unknown origin) uses the model's default weights, or the
-    normalisation its family registers when it has none.
+    (weights of unknown origin) uses the weights published for that
+    configuration (the builder's defaults for arguments not in ``options``),
+    or the normalisation its family registers when there are none.
 
         >>> kerasnets.preprocessing.for_model("DPN68").mode
         'DPN68.mx_in1k'
     """
     entry = registry.get(_name(model))
     name = entry.name
+    options = dict(entry.defaults, **(options or {}))
     from kerasnets.weights import is_path
 
     if isinstance(weights, str) and not is_path(weights):
@@ -164,9 +166,13 @@ def for_model(model, weights=weights_config.DEFAULT_TAG, options=None):
         if cfg is None:  # another configuration: its tag's first file
             cfg = weights_config.pretrained_cfgs(name, weights)[0]
         return from_cfg(cfg)
+    cfg = None
     if weights_config.default_tag(name) is not None:
         cfg = weights_config.pretrained_cfg(name, options=options, strict=False)
-        return from_cfg(cfg or weights_config.pretrained_cfgs(name)[0])
+    if cfg is None and entry.mean is None and weights_config.default_tag(name) is not None:
+        cfg = weights_config.pretrained_cfgs(name)[0]
+    if cfg is not None:
+        return from_cfg(cfg)
     if entry.mean is None:
         raise ValueError(f"{name} declares no input normalisation (no pretrained weights "
                          "and no mean/std in its catalog entry).")

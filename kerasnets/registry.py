@@ -80,6 +80,14 @@ class ModelEntry:
     doc: str = dataclasses.field(default="", repr=False)
 
     @property
+    def defaults(self):
+        """The builder's arguments with their default values."""
+        return {
+            p.name: p.default for p in inspect.signature(self.builder).parameters.values()
+            if p.default is not inspect.Parameter.empty
+        }
+
+    @property
     def required_args(self):
         """Arguments without a default (those of a generic builder)."""
         return [

@@ -93,3 +93,15 @@ def test_family_decoders_are_offline(family, monkeypatch):
     decoded = module.decode_predictions(preds, top=2)
     assert decoded == imagenet.decode_predictions(preds, top=2)
     assert [d[1] for d in decoded[0]] == ["cock", "tiger_shark"]
+
+
+def test_top_zero_returns_every_class_as_keras_does():
+    """keras.applications' decode_predictions(preds, top=0) returns every class
+    (its ``argsort()[-0:]``), highest first; so does ours."""
+    preds = np.random.default_rng(4).random((2, 1000)).astype("float32")
+    ours = imagenet.decode_predictions(preds, top=0)
+    assert [len(r) for r in ours] == [1000, 1000]
+    for pred, rows in zip(preds, ours):
+        assert [row[2] for row in rows] == sorted(pred.tolist(), reverse=True)
+    with pytest.raises(ValueError, match="non-negative"):
+        imagenet.decode_predictions(preds, top=-1)

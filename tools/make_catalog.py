@@ -5,7 +5,8 @@ The index lets ``kerasnets list`` / ``info`` / ``--help`` and the lazy
 holds, for every registered builder, its family, module, sizes, docstring,
 paper and required arguments; for the named ones the figures measured on the
 built model (trainable and total parameters, MACs at the default input size,
-layers: ``--figures``); and every ``PretrainedCfg``.
+layers: ``--figures``); every ``PretrainedCfg``; and the figures of each
+configuration with published weights (MobileNet's widths, ...).
 
     python tools/make_catalog.py              # everything but the figures
     python tools/make_catalog.py --figures [--only NAME ...]   # also measure
@@ -56,6 +57,50 @@ def measure(entry):
     return figures
 
 
+def measure_configuration(name, options, size):
+    import keras
+
+    from kerasnets import registry, utils
+
+    model = registry.get(name).builder(weights=None, input_shape=(size, size, 3), **options)
+    figures = {"params": utils.count_trainable_params(model),
+               "macs": int(utils.count_macs(model, input_shape=(size, size, 3)))}
+    del model
+    keras.backend.clear_session()
+    return figures
+
+
+def configurations(previous, measure_names=()):
+    """One row per model configuration with published weights other than the
+    default one (MobileNet's widths, MobileNetV3's minimalistic, ...):
+    options, input sizes, tags, reported top-1 at the largest size, and the
+    figures at that size."""
+    from kerasnets import weights as weights_lib
+
+    groups = {}
+    for cfg in weights_lib.pretrained_cfgs():
+        if cfg.options:
+            key = (cfg.model, json.dumps(dict(cfg.options), sort_keys=True))
+            groups.setdefault(key, []).append(cfg)
+    old = {(r["model"], json.dumps(r["options"], sort_keys=True)): r
+           for r in previous.get("configurations", [])}
+    rows = []
+    for (name, key), cfgs in groups.items():
+        size = max(c.input_size for c in cfgs)
+        largest = [c for c in cfgs if c.input_size == size]
+        row = {"model": name, "options": json.loads(key),
+               "input_sizes": sorted({c.input_size for c in cfgs}),
+               "tags": sorted({c.tag for c in cfgs}),
+               "top1": next((c.top1 for c in largest if c.top1 is not None), None),
+               "stats_size": size}
+        if name in measure_names:
+            row.update(measure_configuration(name, row["options"], size))
+        else:
+            row.update({k: old.get((name, key), {}).get(k) for k in ("params", "macs")})
+        rows.append(row)
+    return rows
+
+
 def build_index(previous, measure_names=()):
     from kerasnets import registry
     from kerasnets import weights as weights_lib
@@ -87,7 +132,8 @@ def build_index(previous, measure_names=()):
         record = cfg.to_dict()
         record["default"] = cfg is weights_lib.pretrained_cfg(cfg.model, strict=False)
         pretrained.append(record)
-    return {"models": dict(sorted(models.items())), "pretrained": pretrained}
+    return {"models": dict(sorted(models.items())), "pretrained": pretrained,
+            "configurations": configurations(previous, measure_names)}
 
 
 def dumps(index):
@@ -121,6 +167,7 @@ def main(argv=None):
                   + "; run python tools/make_catalog.py")
             return 1
         missing = [n for n in names if index["models"][n].get("params") is None]
+        missing += [r["model"] for r in index["configurations"] if r["params"] is None]
         if missing:
             print(f"no figures for {', '.join(missing)}: run python tools/make_catalog.py "
                   f"--figures --only {' '.join(missing)}")

@@ -4,7 +4,9 @@ The table (between the ``<!-- gallery:start -->`` / ``<!-- gallery:end -->``
 markers of README.md) has one row per named builder: trainable parameters and
 MACs at the default input size (the catalog index kerasnets/resources/catalog.json,
 made by tools/make_catalog.py), the default weights' reported top-1, and every
-weights tag. The plot shows top-1 against MACs for the builders whose
+weights tag; a second table (between ``<!-- configurations:start -->`` /
+``<!-- configurations:end -->``) lists the other configurations with published
+weights (widths, input sizes). The plot shows top-1 against MACs for the builders whose
 default weights report a top-1.
 
     python tools/make_gallery.py [--check]
@@ -13,6 +15,7 @@ default weights report a top-1.
 """
 
 import argparse
+import json
 import os
 import sys
 
@@ -22,6 +25,7 @@ sys.path.insert(0, ROOT)  # this checkout's kerasnets
 README = os.path.join(ROOT, "README.md")
 PLOT = os.path.join(ROOT, "docs", "accuracy_vs_macs.png")
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
+CONFIG_START, CONFIG_END = "<!-- configurations:start -->", "<!-- configurations:end -->"
 
 
 def gallery_rows():
@@ -64,6 +68,36 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def configurations_table():
+    """The configurations with published weights other than each model's
+    default (catalog index ``configurations``)."""
+    from kerasnets import registry
+    from kerasnets.text import format_macs
+
+    lines = [
+        "| model | configuration | input sizes | params | MACs | top-1 | weights tags |",
+        "|---|---|---|---:|---:|---:|---|",
+    ]
+    rows = registry.index().get("configurations", [])
+    for row in sorted(rows, key=lambda r: (registry.sort_names([r["model"]])[0],
+                                           json.dumps(r["options"], sort_keys=True))):
+        options = ", ".join(f"{k}={v!r}" for k, v in row["options"].items())
+        sizes = ", ".join(str(s) for s in row["input_sizes"])
+        macs = f"{format_macs(row['macs'])} at {row['stats_size']}"
+        top1 = "-" if row["top1"] is None else f"{row['top1']:.1f}"
+        lines.append(f"| {row['model']} | {options} | {sizes} | {row['params']:,} | {macs} | "
+                     f"{top1} | {', '.join(row['tags'])} |")
+    return "\n".join(lines)
+
+
+def replace_between(text, start, end, body):
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md lacks the {start} / {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def plot(rows, path):
     import matplotlib
 
@@ -101,11 +135,8 @@ def main(argv=None):
     rows = gallery_rows()
     with open(README, encoding="utf-8") as f:
         text = f.read()
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md lacks the {START} / {END} markers")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{markdown_table(rows)}\n{END}{tail}"
+    new = replace_between(text, START, END, markdown_table(rows))
+    new = replace_between(new, CONFIG_START, CONFIG_END, configurations_table())
     if args.check:
         if new != text:
             print("README.md gallery is out of date: run python tools/make_gallery.py")

@@ -8,10 +8,10 @@ Files live in ``$KERAS_HOME/models/kerasnets`` (``~/.keras/models/kerasnets``):
   interrupted download never leaves a partial file under the real name.
   Where the source publishes no hash, its sha256 is recorded beside it on
   first download (``.sha256``) and checked on later reads.
-- ``<model>.<tag>.<signature>.<source sha256>.weights.h5``: the same weights
+- ``<model>.<tag>.<source id>.<signature>.<source hash>.weights.h5``: the same weights
   converted to Keras once, for the model's exact set of variables
   (include_top or not; the signature hashes variable names and shapes) and
-  that exact source: its published hash, or where none is published the
+  that exact source (the id hashes its URL): its published hash, or where none is published the
   sha256 of the cached file (kept in ``<source>.stamp``, recomputed when the
   file's size or time changes). A republished checkpoint (a new hash), or a
   file placed by hand, is converted anew instead of serving the old
@@ -248,24 +248,31 @@ def source_digest(path):
 # -------------------------------------------------------------- converted
 
 
-def converted_path(cfg, model, source_hash):
+def _source_id(cfg, include_top):
+    """A short id of the source file (its URL): files of one tag that fit the
+    same variables (MobileNet's resolutions) stay apart."""
+    url = cfg.url if include_top or not cfg.notop_url else cfg.notop_url
+    return hashlib.sha1(url.encode()).hexdigest()[:8]
+
+
+def converted_path(cfg, model, source_hash, include_top=True):
     """The converted file of ``cfg``'s source for ``model``; ``source_hash``
     is the source's published hash, or the sha256 of the cached file where
     none is published."""
     return os.path.join(
         cache_directory(),
-        f"{cfg.model}.{cfg.tag}.{model_signature(model)}.{source_hash[:16]}"
-        f"{CONVERTED_SUFFIX}",
+        f"{cfg.model}.{cfg.tag}.{_source_id(cfg, include_top)}.{model_signature(model)}."
+        f"{source_hash[:16]}{CONVERTED_SUFFIX}",
     )
 
 
-def _newest_conversion(cfg, model):
-    """The newest converted file of ``cfg`` for ``model`` from any source
-    (used when the source file itself was removed from the cache)."""
+def _newest_conversion(cfg, model, include_top):
+    """The newest converted file of ``cfg``'s source for ``model`` (used when
+    the source file itself was removed from the cache)."""
     pattern = os.path.join(
         glob.escape(cache_directory()),
-        f"{glob.escape(cfg.model)}.{glob.escape(cfg.tag)}.{model_signature(model)}.*"
-        f"{CONVERTED_SUFFIX}")
+        f"{glob.escape(cfg.model)}.{glob.escape(cfg.tag)}.{_source_id(cfg, include_top)}."
+        f"{model_signature(model)}.*{CONVERTED_SUFFIX}")
     found = [p for p in glob.glob(pattern) if ".part-" not in os.path.basename(p)]
     return max(found, key=os.path.getmtime) if found else None
 
@@ -312,7 +319,8 @@ def load_pretrained(model, cfg, *, include_top, load_file):
     # The conversion is keyed by the source: its published hash, or (none
     # published) the sha256 of the file in the cache.
     key = expected or source_digest(source)
-    converted = converted_path(cfg, model, key) if key else _newest_conversion(cfg, model)
+    converted = (converted_path(cfg, model, key, include_top) if key
+                 else _newest_conversion(cfg, model, include_top))
     if _load_converted(model, converted):
         return model
     os.makedirs(os.path.dirname(source), exist_ok=True)
@@ -321,7 +329,7 @@ def load_pretrained(model, cfg, *, include_top, load_file):
             path = source
         else:
             path = _download(cfg, url, expected, source)
-        converted = converted_path(cfg, model, expected or source_digest(path))
+        converted = converted_path(cfg, model, expected or source_digest(path), include_top)
         if _load_converted(model, converted):  # another process converted it
             return model
         try:

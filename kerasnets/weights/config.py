@@ -101,10 +101,10 @@ class PretrainedCfg:
 
     def matches(self, options=None, input_size=None):
         """True if this file fits a model built with ``options`` (the
-        builder's arguments; unnamed ones are taken at their defaults) and,
-        where given, ``input_size``."""
-        options = options or {}
-        if any(options.get(key, _MISSING) != value for key, value in self.options.items()):
+        builder's arguments: every option the file names must be among them
+        with its value; None: any) and, where given, ``input_size``."""
+        if options is not None and any(options.get(key, _MISSING) != value
+                                       for key, value in self.options.items()):
             return False
         return input_size is None or int(input_size) == int(self.input_size)
 

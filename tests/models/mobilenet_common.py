@@ -1,5 +1,7 @@
 """Helpers shared by the MobileNet v1 and v2 tests (keras.applications parity)."""
 
+import os
+
 import h5py
 import numpy as np
 
@@ -85,8 +87,11 @@ def fake_downloads(monkeypatch, path):
     """Makes keras.applications and kerasnets "download" ``path``.
 
     Returns {"keras": [urls], "kerasnets": [urls]}: the files each asked for.
+    kerasnets' cache goes to a fresh ``KERAS_HOME`` beside ``path`` (no
+    earlier conversion in the user's cache can answer instead).
     """
     requested = {"keras": [], "kerasnets": []}
+    monkeypatch.setenv("KERAS_HOME", os.path.join(os.path.dirname(path), "keras_home"))
 
     def recorder(who):
         def get_file(fname=None, origin=None, **kwargs):

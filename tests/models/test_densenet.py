@@ -7,6 +7,7 @@ try:
 except ImportError:
     pass
 
+import inspect
 import shutil
 
 import h5py
@@ -16,7 +17,8 @@ import pytest
 import keras
 
 import kerasnets
-from kerasnets.models import densenet
+from kerasnets.models import densenet, densenet_cifar
+from kerasnets.weights.config import IMAGENET_MEAN, IMAGENET_STD
 from tests.parity import (
     assert_logits_close,
     calibrate_keras,
@@ -168,7 +170,9 @@ def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs, counts
 def test_densenet121_h5_into_densenet169_raises(keras121_h5, densenet169):
     # What DenseNet169(weights=path) runs after building the model.
     with pytest.raises(ValueError, match=r"layer #\d+ 'conv4_block25_1_conv'"):
-        kerasnets.weights.load_into(densenet169, keras121_h5[0], builder="DenseNet169")
+        kerasnets.weights.load_weights(
+            densenet169, keras121_h5[0],
+            layer_maps=kerasnets.registry.get("DenseNet169").layer_maps)
 
 
 # -------------------------------------------------------------- timm
@@ -225,7 +229,8 @@ def test_densenet121_matches_timm(timm1, tmp_path, densenet169, monkeypatch):
     print(f"DenseNet121 features vs timm at 97: ratio {ratio:.2g}")
 
     with pytest.raises(ValueError, match=r"features\.denseblock3\.denselayer25"):
-        kerasnets.weights.load_into(densenet169, path, builder="DenseNet169")
+        kerasnets.weights.load_weights(
+            densenet169, path, layer_maps=kerasnets.registry.get("DenseNet169").layer_maps)
 
 
 def test_densenet161_matches_timm_pth(timm1, tmp_path):
@@ -245,8 +250,6 @@ def test_densenet161_matches_timm_pth(timm1, tmp_path):
 
 
 def test_converter_registered_for_every_builder():
-    from kerasnets.weights import STATE_DICT_CONVERTERS
-
     for builder in (
         "DenseNet",
         "DenseNet121",
@@ -255,7 +258,7 @@ def test_converter_registered_for_every_builder():
         "DenseNet201",
         "DenseNet264",
     ):
-        assert STATE_DICT_CONVERTERS[builder] is densenet.timm_layer_map
+        assert kerasnets.registry.get(builder).layer_maps["torch"] is densenet.timm_layer_map
 
 
 # ------------------------------------------------------ parameter counts
@@ -394,32 +397,55 @@ def test_bad_arguments_raise():
 
 
 def test_registry_entries():
-    from kerasnets.weights.registry import tags_for
-
+    pretrained_cfg = kerasnets.weights.pretrained_cfg
     assert kerasnets.weights.available("DenseNet121") == ["imagenet", "ra_in1k", "tv_in1k"]
-    entry = tags_for("DenseNet121")["imagenet"]
-    assert entry.format == "keras_h5"
-    assert entry.url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels.h5")
-    assert entry.file_hash == "9d60b8095a5708f2dcce2bca79d332c7"
-    assert entry.notop_url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    assert entry.notop_hash == "30ee3e1110167f948a6b9946edeeb738"
-    assert tags_for("DenseNet169")["imagenet"].file_hash == "d699b8f76981ab1b30698df4c175e90b"
-    assert tags_for("DenseNet201")["imagenet"].notop_hash == "c13680b51ded0fb44dff2d8f86ac8bb1"
+    cfg = pretrained_cfg("DenseNet121", "imagenet")
+    assert cfg.format == "keras_h5"
+    assert cfg.url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels.h5")
+    assert cfg.file_hash == "9d60b8095a5708f2dcce2bca79d332c7"
+    assert cfg.notop_url.endswith("densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    assert cfg.notop_hash == "30ee3e1110167f948a6b9946edeeb738"
+    assert cfg.reference == "keras:DenseNet121"
+    assert (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD)  # keras "torch" mode
+    assert pretrained_cfg("DenseNet169").file_hash == "d699b8f76981ab1b30698df4c175e90b"
+    assert pretrained_cfg("DenseNet201").notop_hash == "c13680b51ded0fb44dff2d8f86ac8bb1"
     for key, model, tag in [
         ("DenseNet121", "densenet121", "tv_in1k"),
         ("DenseNet121", "densenet121", "ra_in1k"),
         ("DenseNet161", "densenet161", "tv_in1k"),
     ]:
-        entry = tags_for(key)[tag]
-        assert entry.format == "safetensors"
-        assert entry.preprocessing == "torch"
-        assert entry.file_hash is None
-        assert entry.url == (
+        cfg = pretrained_cfg(key, tag)
+        assert cfg.format == "safetensors"
+        assert (cfg.mean, cfg.std) == (IMAGENET_MEAN, IMAGENET_STD)
+        assert cfg.file_hash is None
+        assert cfg.url == (
             f"https://huggingface.co/timm/{model}.{tag}/resolve/main/model.safetensors"
         )
+        assert cfg.reference == f"timm:{model}"
     # DenseNet161's default ("imagenet") weights are torchvision's.
-    assert tags_for("DenseNet161")["imagenet"] == tags_for("DenseNet161")["tv_in1k"]
+    assert kerasnets.weights.available("DenseNet161") == ["imagenet", "tv_in1k"]
+    assert pretrained_cfg("DenseNet161", "imagenet") == pretrained_cfg("DenseNet161", "tv_in1k")
     assert kerasnets.weights.available("DenseNet264") == []
+    # Models without weights normalise as the family's ("torch" mode).
+    for name in ("DenseNet", "DenseNet264", "DenseNetCIFAR"):
+        entry = kerasnets.registry.get(name)
+        assert (entry.family, entry.mean, entry.std) == ("densenet", IMAGENET_MEAN, IMAGENET_STD)
+    cifar = kerasnets.registry.get("DenseNetCIFAR")
+    assert cifar.builder is densenet_cifar.DenseNetCIFAR
+    assert (cifar.default_size, cifar.min_size, cifar.generic) == (32, 8, True)
+
+
+@pytest.mark.parametrize("name", ["DenseNet121", "DenseNet169", "DenseNet201"])
+def test_signature_is_keras_applications_then_keyword_only(name):
+    ours = inspect.signature(getattr(kerasnets, name)).parameters.values()
+    theirs = inspect.signature(getattr(keras.applications, name)).parameters.values()
+    positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
+    assert positional == [(p.name, p.default) for p in theirs]
+    keyword_only = [(p.name, p.default) for p in ours if p.kind is p.KEYWORD_ONLY]
+    assert keyword_only == [("include_preprocessing", False), ("memory_efficient", False)]
+    for extra in ("DenseNet161", "DenseNet264"):
+        extra_params = inspect.signature(getattr(kerasnets, extra)).parameters
+        assert list(extra_params) == [p.name for p in ours]
 
 
 # -------------------------------------------------- preprocess / decode

@@ -100,15 +100,25 @@ def test_full_size_forward_and_headless_pooling():
     assert features.output_shape == (None, None, None, 1024)
 
 
-def test_registry_and_preprocessing():
+def test_pretrained_cfgs_layer_maps_and_preprocessing():
     for builder in IMAGENET_PARAMS:
-        entry = kerasnets.weights.registry.tags_for(builder)["imagenet"]
-        assert entry.format == "mxnet_params"
-        assert entry.url.startswith("https://raw.githubusercontent.com/hellozting/")
-        assert entry.url.endswith("-0095.params")
+        cfg = kerasnets.weights.pretrained_cfg(builder)
+        assert kerasnets.weights.available(builder) == ["imagenet"]
+        assert cfg.format == "mxnet_params"
+        assert cfg.url.startswith("https://raw.githubusercontent.com/hellozting/")
+        assert cfg.url.endswith("-0095.params")
+        assert cfg.file_hash is None and cfg.reference is None
+        assert (cfg.mean, cfg.std) == (igc.IGC_MEAN, igc.IGC_STD)
+        assert kerasnets.registry.get(builder).layer_maps == {"mxnet": igc.mxnet_layer_map}
     assert kerasnets.weights.available("IGCV1CIFAR") == []
+    assert kerasnets.weights.available("IGCV2") == []
+    assert kerasnets.registry.get("IGCV1").layer_maps == {"mxnet": igc.mxnet_layer_map}
+    cifar = kerasnets.registry.get("IGCV1CIFAR")
+    assert cifar.layer_maps == {"mxnet": igc.mxnet_cifar_layer_map}
+    assert (cifar.generic, cifar.default_size, cifar.min_size) == (True, 32, 8)
+    assert kerasnets.registry.get("IGCV2").layer_maps == {}
     x = np.array([[[[123.370, 112.757, 99.406], [255.0, 0.0, 0.0]]]], "float32")
-    y = igc.preprocess_input(x)
+    y = igc.preprocess_input(x.copy())
     np.testing.assert_allclose(y[0, 0, 0], 0.0, atol=1e-6)
     np.testing.assert_allclose(y[0, 0, 1], [(255 - 123.370) / 68.998, -112.757 / 66.093,
                                             -99.406 / 68.292], rtol=1e-6)
@@ -295,6 +305,30 @@ def test_igcv3_parameter_counts(alpha):
     assert trainable(model) == IGCV3_PARAMS[alpha]
 
 
+def test_igcv3_pretrained_cfg_and_signature():
+    import inspect
+
+    cfg = kerasnets.weights.pretrained_cfg("IGCV3", options={"alpha": 1.0})
+    assert kerasnets.weights.available("IGCV3") == ["imagenet"]
+    assert cfg.format == "mxnet_params" and cfg.reference is None
+    assert cfg.url.startswith("https://raw.githubusercontent.com/homles11/IGCV3/")
+    assert cfg.url.endswith("models/igcv3-0000.params")
+    assert (cfg.mean, cfg.std) == (igc_v3.IGCV3_MEAN, (1.0, 1.0, 1.0))
+    assert kerasnets.weights.pretrained_cfg("IGCV3", options={"alpha": 0.5}, strict=False) is None
+    assert kerasnets.registry.get("IGCV3").layer_maps == {
+        "mxnet": igc_v3.mxnet_layer_map, "torch": igc_v3.pytorchcv_layer_map}
+    assert igc.IGCV3 is igc_v3.IGCV3  # re-exported
+    parameters = inspect.signature(igc_v3.IGCV3).parameters
+    assert list(parameters)[:8] == ["include_top", "weights", "input_tensor", "input_shape",
+                                    "pooling", "classes", "classifier_activation", "name"]
+    for keyword in ("alpha", "include_preprocessing"):
+        assert parameters[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    x = np.array([[[[123.68, 116.779, 103.939], [255.0, 0.0, 0.0]]]], "float32")
+    y = igc_v3.preprocess_input(x.copy())
+    np.testing.assert_allclose(y[0, 0], [[0.0, 0.0, 0.0], [255 - 123.68, -116.779, -103.939]],
+                               rtol=1e-6, atol=1e-5)
+
+
 def test_igcv3_matches_the_released_symbol_names():
     model = kerasnets.IGCV3(weights=None)
     layer_map, _ = igc_v3.mxnet_layer_map(model)
@@ -341,6 +375,8 @@ def test_bad_arguments():
         kerasnets.IGC_L16M16(weights="imagenet", classes=10)
     with pytest.raises(ValueError, match="alpha=1.0 only"):
         kerasnets.IGCV3(alpha=0.5)
+    with pytest.raises(TypeError, match="keyword-only"):
+        kerasnets.IGCV3(0.5)  # alpha came first before the catalog signature
     with pytest.raises(ValueError, match="does not exist"):
         kerasnets.IGC_L100M2(weights="/nonexistent/igc.params")
     with pytest.raises(ValueError, match="no published pretrained weights"):

@@ -22,7 +22,7 @@ from kerasnets.layers import (
     ConcatNormActConv2D,
     ConcatNormActGroupConv2D,
 )
-from kerasnets.models import densenet, dpn
+from kerasnets.models import dpn
 from kerasnets.weights import cache
 from tests.parity import (
     calibrate_torch,
@@ -235,15 +235,15 @@ def test_densenet_loads_legacy_and_keras_weight_files(densenet121, tmp_path):
         legacy_h5_format.save_weights_to_hdf5_group(f, default)
     randomize_keras(efficient, seed=3)
     # what DenseNet121(weights=legacy, memory_efficient=True) does once built
-    kerasnets.weights.load_into(efficient, legacy, builder="DenseNet121",
-                                include_top=False)
+    kerasnets.weights.load_weights(efficient, legacy, include_top=False,
+                                       layer_maps=kerasnets.registry.get("DenseNet121").layer_maps)
     assert_same_values(efficient, expected)
     for source, target, seed in ((efficient, default, 1), (default, efficient, 2)):
         path = str(tmp_path / f"{seed}.weights.h5")
         source.save_weights(path)
         randomize_keras(target, seed=seed)
-        kerasnets.weights.load_into(target, path, builder="DenseNet121",
-                                    include_top=False)
+        kerasnets.weights.load_weights(target, path, include_top=False,
+                                       layer_maps=kerasnets.registry.get("DenseNet121").layer_maps)
         assert_same_values(target, expected)
 
 
@@ -253,7 +253,8 @@ def test_dpn68_loads_timm_checkpoint(dpn68, timm, tmp_path):
     calibrate_torch(reference, random_images(4, 64, seed=5), batches=2)
     path = save_state_dict(reference, tmp_path / "dpn68.safetensors")
     for model in (default, efficient):
-        kerasnets.weights.load_into(model, path, builder="DPN68", include_top=False)
+        kerasnets.weights.load_weights(model, path, include_top=False,
+                                       layer_maps=kerasnets.registry.get("DPN68").layer_maps)
     assert_same_values(efficient, values(default))
     assert np.abs(values(default)["conv1_bn/moving_mean"]).max() > 0  # loaded
 
@@ -262,13 +263,13 @@ def test_dpn68_loads_timm_checkpoint(dpn68, timm, tmp_path):
 
 
 def small_densenet(**kwargs):
-    return densenet.DenseNetCIFAR(16, 8, bottleneck=True, compression=0.5,
+    return kerasnets.DenseNetCIFAR(16, 8, bottleneck=True, compression=0.5,
                                   dropout_rate=0.0, input_shape=(16, 16, 3),
                                   **kwargs)
 
 
 def small_densenet_plain(**kwargs):
-    return densenet.DenseNetCIFAR(10, 6, input_shape=(16, 16, 3), **kwargs)
+    return kerasnets.DenseNetCIFAR(10, 6, input_shape=(16, 16, 3), **kwargs)
 
 
 def small_dpn(groups=8, **kwargs):
@@ -372,7 +373,8 @@ def test_dpn_b_weight_files_across_modes(tmp_path):
         path = str(tmp_path / f"{seed}.weights.h5")
         source.save_weights(path)
         randomize_keras(target, seed=seed)
-        kerasnets.weights.load_into(target, path, builder="DPN")
+        kerasnets.weights.load_weights(target, path,
+                                       layer_maps=kerasnets.registry.get("DPN").layer_maps)
         np.testing.assert_array_equal(run(target, x), expected)
 
 

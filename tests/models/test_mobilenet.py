@@ -1,5 +1,6 @@
 """MobileNet v1: keras.applications parity, weight files, counts, errors."""
 
+import inspect
 import warnings
 
 import numpy as np
@@ -9,7 +10,7 @@ import keras
 
 import kerasnets
 from kerasnets.models import mobilenet
-from kerasnets.weights.registry import all_keys, tags_for
+from kerasnets.weights.config import INCEPTION_MEAN, INCEPTION_STD
 from tests.models.mobilenet_common import (
     KERAS_TOL,
     assert_same_structure,
@@ -118,21 +119,36 @@ def test_imagenet_loads_the_file_keras_loads(
 
 
 def test_registry_has_every_published_file():
-    keys = [k for k in all_keys() if k.startswith("MobileNet_")]
-    assert len(keys) == 16
+    cfgs = kerasnets.weights.pretrained_cfgs("MobileNet")
+    assert len(cfgs) == 16
     assert kerasnets.weights.available("MobileNet") == ["imagenet"]
+    # The builder's default configuration first.
+    assert (dict(cfgs[0].options), cfgs[0].input_size) == ({"alpha": 1.0}, 224)
     base = keras.src.applications.mobilenet.BASE_WEIGHT_PATH
     assert mobilenet.BASE_WEIGHTS_URL == base
     for alpha, text in [(1.0, "1_0"), (0.75, "7_5"), (0.5, "5_0"), (0.25, "2_5")]:
         for rows in (128, 160, 192, 224):
-            entry = tags_for(f"MobileNet_{alpha}_{rows}")["imagenet"]
-            assert entry.url == f"{base}mobilenet_{text}_{rows}_tf.h5"
-            assert entry.notop_url == f"{base}mobilenet_{text}_{rows}_tf_no_top.h5"
-            assert entry.file_hash is None and entry.notop_hash is None
-            assert entry.format == "keras_h5"
-            assert entry.preprocessing == "tf"
-            assert entry.input_size == rows
-    assert tags_for("MobileNet_1.0_224")["imagenet"].top1 == 70.6
+            cfg = kerasnets.weights.pretrained_cfg(
+                "MobileNet", "imagenet", options={"alpha": alpha}, input_size=rows)
+            assert cfg.tag == "imagenet"
+            assert cfg.url == f"{base}mobilenet_{text}_{rows}_tf.h5"
+            assert cfg.notop_url == f"{base}mobilenet_{text}_{rows}_tf_no_top.h5"
+            assert cfg.file_hash is None and cfg.notop_hash is None
+            assert cfg.format == "keras_h5"
+            assert (cfg.mean, cfg.std) == (INCEPTION_MEAN, INCEPTION_STD)  # keras "tf" mode
+            assert cfg.input_size == rows
+            assert cfg.reference == "keras:MobileNet"
+    assert kerasnets.weights.pretrained_cfg(
+        "MobileNet", options={"alpha": 1.0}, input_size=224).top1 == 70.6
+
+
+def test_signature_is_keras_applications_then_keyword_only():
+    ours = inspect.signature(kerasnets.MobileNet).parameters.values()
+    theirs = inspect.signature(keras.applications.MobileNet).parameters.values()
+    positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
+    assert positional == [(p.name, p.default) for p in theirs]
+    keyword_only = [(p.name, p.default) for p in ours if p.kind is p.KEYWORD_ONLY]
+    assert keyword_only == [("include_preprocessing", False)]
 
 
 # ------------------------------------------------------ counts and shapes
@@ -193,7 +209,7 @@ def test_keras_file_round_trip_safe_mode(tmp_path):
 
 BAD_ARGUMENTS = [
     (dict(weights="imagenet", classes=10), "classes"),
-    (dict(weights="imagenet", alpha=0.6), "alpha"),
+    (dict(weights="imagenet", alpha=0.6), "If imagenet weights are being loaded, alpha can be"),
     (dict(weights="imagenet", depth_multiplier=2), "depth multiplier"),
     (dict(weights="imagenet", input_shape=(200, 200, 3)), r"\(224, 224, 3\)"),
     (dict(weights=None, include_top=False, input_shape=(31, 64, 3)), "at least 32"),

@@ -260,11 +260,25 @@ def test_timm_layer_map_names_every_weighted_layer():
     assert {k: layer_map[k] for k in expected} == expected
 
 
-def test_registry():
+def test_pretrained_cfgs():
     for builder in ("MobileNetV3Large", "MobileNetV3Small"):
-        assert {"imagenet", "tf_in1k"} <= set(kerasnets.weights.available(builder))
-    tags = kerasnets.weights.registry.tags_for("MobileNetV3Large_1.0_minimalistic")
-    keras_entry, timm_entry = tags["imagenet"], tags["tf_in1k"]
+        assert kerasnets.weights.available(builder) == ["imagenet", "tf_in1k"]
+        assert kerasnets.registry.get(builder).layer_maps == {
+            "torch": mobilenet_v3.timm_layer_map
+        }
+        # one file per published configuration, alpha 1.0 first (the default)
+        for tag in ("imagenet", "tf_in1k"):
+            assert [dict(c.options) for c in kerasnets.weights.pretrained_cfgs(builder, tag)] == [
+                {"alpha": 1.0, "minimalistic": False},
+                {"alpha": 0.75, "minimalistic": False},
+                {"alpha": 1.0, "minimalistic": True},
+            ]
+    assert kerasnets.registry.get("MobileNetV3").generic
+    options = {"alpha": 1.0, "minimalistic": True}
+    keras_entry = kerasnets.weights.pretrained_cfg("MobileNetV3Large", options=options)
+    timm_entry = kerasnets.weights.pretrained_cfg(
+        "MobileNetV3Large", "tf_in1k", options=options
+    )
     assert keras_entry.format == "keras_h5"
     assert keras_entry.url.endswith(
         "mobilenet_v3/weights_mobilenet_v3_large_minimalistic_224_1.0_float.h5"
@@ -274,19 +288,30 @@ def test_registry():
     )
     assert keras_entry.file_hash == "675e7b876c45c57e9e63e6d90a36599c"
     assert keras_entry.notop_hash == "ec5221f64a2f6d1ef965a614bdae7973"
+    assert keras_entry.reference == "keras:MobileNetV3Large"
     assert timm_entry.format == "safetensors"
     assert timm_entry.url == (
         "https://huggingface.co/timm/tf_mobilenetv3_large_minimal_100.in1k"
         "/resolve/main/model.safetensors"
     )
+    assert timm_entry.reference == "timm:tf_mobilenetv3_large_minimal_100"
     # both sets expect [-1, 1] inputs, which the model's Rescaling makes
-    assert timm_entry.preprocessing == keras_entry.preprocessing == "none"
-    small = kerasnets.weights.registry.tags_for("MobileNetV3Small_0.75")
-    assert small["imagenet"].file_hash == "cb65d4e5be93758266aa0a7f2c6708b7"
-    assert "small_075" in small["tf_in1k"].url
-    assert mobilenet_v3.weights_key("small", 1, False) == "MobileNetV3Small_1.0"
+    for entry in (keras_entry, timm_entry):
+        assert (entry.mean, entry.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    small = {"alpha": 0.75, "minimalistic": False}
+    assert (
+        kerasnets.weights.pretrained_cfg("MobileNetV3Small", options=small).file_hash
+        == "cb65d4e5be93758266aa0a7f2c6708b7"
+    )
+    assert "small_075" in kerasnets.weights.pretrained_cfg(
+        "MobileNetV3Small", "tf_in1k", options=small
+    ).url
     # Published configurations only (keras' alpha rule).
-    assert not kerasnets.weights.registry.tags_for("MobileNetV3Small_0.75_minimalistic")
+    for tag in ("imagenet", "tf_in1k"):
+        assert kerasnets.weights.pretrained_cfg(
+            "MobileNetV3Small", tag, options={"alpha": 0.75, "minimalistic": True},
+            strict=False,
+        ) is None
 
 
 def test_imagenet_tag_fetches_the_keras_file_of_the_configuration(
@@ -310,7 +335,9 @@ def test_imagenet_tag_fetches_the_keras_file_of_the_configuration(
     with pytest.warns(UserWarning, match="224"):
         ours = MobileNetV3Small(minimalistic=True, input_shape=(64, 64, 3))
     fname, origin, file_hash = calls[-1]
-    assert fname.startswith("MobileNetV3Small_1.0_minimalistic.imagenet.")
+    assert fname.startswith(
+        "MobileNetV3Small.imagenet.weights_mobilenet_v3_small_minimalistic_224_1.0_float.h5"
+    )
     assert origin == (
         "https://storage.googleapis.com/tensorflow/keras-applications/"
         "mobilenet_v3/weights_mobilenet_v3_small_minimalistic_224_1.0_float.h5"
@@ -346,6 +373,23 @@ def test_bad_arguments(kwargs, message):
     for builder in (MobileNetV3Large, MobileNetV3Small):
         with pytest.raises(ValueError, match=message):
             builder(**kwargs)
+
+
+def test_input_tensor_must_agree_with_input_shape():
+    """keras.applications.MobileNetV3's check (issue 16)."""
+    for builder in (MobileNetV3Large, MobileNetV3Small):
+        with pytest.raises(ValueError, match="input_shape\\[1\\] must equal input_tensor"):
+            builder(weights=None, input_tensor=keras.Input((64, 64, 3)),
+                    input_shape=(96, 96, 3))
+        with pytest.raises(ValueError, match="not a Keras tensor"):
+            builder(weights=None, input_tensor=np.zeros((1, 64, 64, 3), "float32"),
+                    input_shape=(64, 64, 3))
+        tensor = keras.Input((64, 64, 3))
+        model = builder(weights=None, input_tensor=tensor, input_shape=(64, 64, 3))
+        assert model.input_shape == (None, 64, 64, 3)
+        with pytest.raises(ValueError, match="input_shape\\[1\\] must equal input_tensor"):
+            getattr(keras.applications, builder.__name__)(
+                weights=None, input_tensor=keras.Input((64, 64, 3)), input_shape=(96, 96, 3))
 
 
 def test_generic_builder_custom_table_and_serialization(tmp_path):

@@ -1,5 +1,6 @@
-"""SENet family: timm legacy_* parity, SE in Inception v3 / MobileNet,
-parameter counts, weights registry, errors."""
+"""SENet family (se_resnet, se_inception, se_mobilenet; senet re-exports
+them): timm legacy_* parity, SE in Inception v3 / MobileNet, parameter
+counts, catalog and pretrained configurations, errors."""
 
 import sys
 
@@ -9,10 +10,16 @@ import pytest
 import keras
 
 import kerasnets
+from kerasnets import registry
 from kerasnets.layers import GroupConv2D, SEBlock
-from kerasnets.models import senet
-from kerasnets.weights import STATE_DICT_CONVERTERS
-from kerasnets.weights.registry import tags_for
+from kerasnets.models import se_inception, se_mobilenet, se_resnet, senet
+from kerasnets.weights import pretrained_cfg
+from kerasnets.weights.config import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    INCEPTION_MEAN,
+    INCEPTION_STD,
+)
 from tests.models.mobilenet_common import (
     KERAS_TOL,
     count_macs,
@@ -214,7 +221,7 @@ def test_imagenet_tag_loads_the_timm_release(timm1, tmp_path, monkeypatch):
     model = kerasnets.SEResNet18(
         weights="imagenet", input_shape=(None, None, 3), classifier_activation=None
     )
-    assert requested["kerasnets"] == [tags_for("SEResNet18")["imagenet"].url]
+    assert requested["kerasnets"] == [pretrained_cfg("SEResNet18").url]
     check_timm_parity(model, reference, [(64, 11)], F32_TOL)
     assert model.get_layer("conv3_block1_1_conv").strides == (2, 2)
     assert "conv2_block1_0_conv" not in layer_names(model)  # identity shortcut
@@ -231,8 +238,10 @@ def test_pth_without_torch_raises_import_error(tmp_path, monkeypatch):
 
 
 def test_converter_registered_for_every_builder():
-    for builder in ["SENet", *senet.VARIANTS]:
-        assert STATE_DICT_CONVERTERS[builder] is senet.timm_layer_map
+    for builder in ["SENet", *se_resnet.VARIANTS]:
+        assert registry.get(builder).layer_maps["torch"] is se_resnet.timm_layer_map
+    for builder in ["SEInceptionV3", "SEMobileNet"]:  # no timm layout
+        assert "torch" not in registry.get(builder).layer_maps
 
 
 def test_converter_names():
@@ -342,7 +351,7 @@ def test_generic_builder_accepts_the_variant_tags():
         kerasnets.SENet("bottleneck", [3, 4, 6, 3], weights="in22k")
     with pytest.raises(ValueError, match="no published pretrained weights"):
         kerasnets.SENet("bottleneck", (3, 4, 6, 3), se_ratio=8, weights="imagenet")
-    assert senet._variant_of(
+    assert se_resnet._variant_of(
         dict(block="senet154", depths=[3, 8, 36, 3], groups=64, width_per_group=4,
              se_ratio=16, stem="senet154", downsample_kernel=3)
     ) == "SENet154"
@@ -379,7 +388,10 @@ def test_se_inception_v3(tmp_path, monkeypatch):
         "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
         "inception_v3_weights_tf_dim_ordering_tf_kernels.h5"
     ]
-    with pytest.raises(ValueError, match="no published pretrained weights"):
+    # With SE blocks (the default se_ratio) there is no such file: refused
+    # before anything is built or fetched.
+    with pytest.raises(ValueError, match=r"No 'imagenet' weights are published for this "
+                       r"configuration of SEInceptionV3: they exist for se_ratio=None"):
         kerasnets.SEInceptionV3(weights="imagenet")
 
     # With SE: an SEBlock on each module's output, everything else equal.
@@ -410,13 +422,14 @@ def test_se_mobilenet():
     ]
     assert model.get_layer("conv_se_13").input is model.get_layer("conv_pw_13_relu").output
     # Without SE: keras.applications' MobileNet, weight for weight.
-    plain = kerasnets.SEMobileNet(0.5, se_ratio=None, input_shape=(128, 128, 3))
+    plain = kerasnets.SEMobileNet(alpha=0.5, se_ratio=None, input_shape=(128, 128, 3))
     reference = keras.applications.MobileNet(
         weights=None, alpha=0.5, input_shape=(128, 128, 3)
     )
     assert weight_layer_names(plain) == weight_layer_names(reference)
     assert [tuple(w.shape) for w in plain.weights] == [tuple(w.shape) for w in reference.weights]
-    small = kerasnets.SEMobileNet(0.25, include_top=False, pooling="avg", input_shape=(32, 32, 3))
+    small = kerasnets.SEMobileNet(alpha=0.25, include_top=False, pooling="avg",
+                                   input_shape=(32, 32, 3))
     assert run(small, random_images(2, 32)).shape == (2, 256)
 
 
@@ -469,34 +482,107 @@ def test_bad_arguments_raise():
     with pytest.raises(ValueError, match="does not exist"):
         kerasnets.SEResNet18(weights="/nonexistent/seresnet18.pth")
     with pytest.raises(ValueError, match="`alpha`"):
-        kerasnets.SEMobileNet(0)
+        kerasnets.SEMobileNet(alpha=0)
 
 
 # -------------------------------------------- registry / preprocess / decode
 
 
-def test_registry_entries():
+TIMM_RELEASES = {
+    # builder: (file under the releases URL, interpolation, top-1)
+    "SEResNet18": ("v0.1-weights/seresnet18-4bb0ce65.pth", "bicubic", None),
+    "SEResNet34": ("v0.1-weights/seresnet34-a4004e63.pth", "bilinear", None),
+    "SEResNet50": ("v0.1-cadene/se_resnet50-ce0d4300.pth", "bilinear", 77.6),
+    "SEResNet101": ("v0.1-cadene/se_resnet101-7e38fcc6.pth", "bilinear", 78.4),
+    "SEResNet152": ("v0.1-cadene/se_resnet152-d17c99b7.pth", "bilinear", 78.7),
+    "SEResNeXt26_32x4d": ("v0.1-weights/seresnext26_32x4d-65ebdb501.pth", "bicubic", None),
+    "SEResNeXt50_32x4d": (
+        "v0.1-weights/legacy_se_resnext50_32x4d-f3651bad.pth", "bilinear", 79.1),
+    "SEResNeXt101_32x4d": (
+        "v0.1-weights/legacy_se_resnext101_32x4d-37725eac.pth", "bilinear", 80.3),
+    "SENet154": ("v0.1-weights/legacy_senet154-e9eb9fe6.pth", "bilinear", 81.3),
+}
+
+
+def test_pretrained_cfgs():
     base = "https://github.com/rwightman/pytorch-image-models/releases/download/"
-    expected = {
-        "SEResNet18": "v0.1-weights/seresnet18-4bb0ce65.pth",
-        "SEResNet34": "v0.1-weights/seresnet34-a4004e63.pth",
-        "SEResNet50": "v0.1-cadene/se_resnet50-ce0d4300.pth",
-        "SEResNet101": "v0.1-cadene/se_resnet101-7e38fcc6.pth",
-        "SEResNet152": "v0.1-cadene/se_resnet152-d17c99b7.pth",
-        "SEResNeXt26_32x4d": "v0.1-weights/seresnext26_32x4d-65ebdb501.pth",
-        "SEResNeXt50_32x4d": "v0.1-weights/legacy_se_resnext50_32x4d-f3651bad.pth",
-        "SEResNeXt101_32x4d": "v0.1-weights/legacy_se_resnext101_32x4d-37725eac.pth",
-        "SENet154": "v0.1-weights/legacy_senet154-e9eb9fe6.pth",
-    }
-    for builder, file in expected.items():
+    assert set(TIMM_RELEASES) == set(se_resnet.VARIANTS)
+    for builder, (file, interpolation, top1) in TIMM_RELEASES.items():
         assert kerasnets.weights.available(builder) == ["imagenet"]
-        entry = tags_for(builder)["imagenet"]
-        assert entry.url == base + file
-        assert (entry.format, entry.file_hash, entry.preprocessing) == ("pth", None, "torch")
-        assert entry.notop_url is None and entry.classes == 1000
+        assert kerasnets.weights.default_tag(builder) == "imagenet"
+        cfg = pretrained_cfg(builder)
+        timm_name = "legacy_" + builder.lower()
+        assert (cfg.model, cfg.tag, cfg.url) == (builder, "imagenet", base + file)
+        assert (cfg.format, cfg.file_hash, cfg.options) == ("pth", None, {})
+        assert (cfg.mean, cfg.std, cfg.bgr) == (IMAGENET_MEAN, IMAGENET_STD, False)
+        assert cfg.notop_url is None and cfg.classes == 1000 and cfg.input_size == 224
+        assert (cfg.interpolation, cfg.crop_pct, cfg.top1) == (interpolation, 0.875, top1)
+        assert cfg.reference == f"timm:{timm_name}"
+        assert (cfg.source, cfg.license) == (f"timm ({timm_name}.in1k)", "apache-2.0")
     assert kerasnets.weights.available("SENet") == []
     assert kerasnets.weights.available("SEMobileNet") == []
-    assert kerasnets.weights.available("SEInceptionV3") == []
+
+    # keras.applications' InceptionV3 file: SEInceptionV3 with se_ratio=None.
+    assert kerasnets.weights.available("SEInceptionV3") == ["imagenet"]
+    (cfg,) = kerasnets.weights.pretrained_cfgs("SEInceptionV3")
+    assert pretrained_cfg("SEInceptionV3", options={"se_ratio": None}) is cfg
+    base = ("https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/"
+            "inception_v3_weights_tf_dim_ordering_tf_kernels")
+    assert (cfg.url, cfg.file_hash) == (base + ".h5", "9a0d58056eeedaa3f26cb7ebd46da564")
+    assert (cfg.notop_url, cfg.notop_hash) == (
+        base + "_notop.h5", "bcbd6486424b2319ff4ef7d526e38f63")
+    assert (cfg.format, cfg.options, cfg.input_size) == ("keras_h5", {"se_ratio": None}, 299)
+    assert (cfg.mean, cfg.std) == (INCEPTION_MEAN, INCEPTION_STD)
+    assert (cfg.reference, cfg.top1) == ("keras:InceptionV3", 77.9)
+    with pytest.raises(ValueError, match="they exist for se_ratio=None"):
+        pretrained_cfg("SEInceptionV3", options={"se_ratio": 16})
+
+
+def test_catalog_entries_and_compatibility_module():
+    """se_resnet / se_inception / se_mobilenet register the family "senet";
+    kerasnets.models.senet only re-exports their names."""
+    modules = {"SEInceptionV3": "se_inception", "SEMobileNet": "se_mobilenet",
+               "SENet": "se_resnet", **dict.fromkeys(se_resnet.VARIANTS, "se_resnet")}
+    for name, module in modules.items():
+        entry = registry.get(name)
+        assert (entry.family, entry.module) == ("senet", f"kerasnets.models.{module}")
+        assert entry.builder is getattr(senet, name) is getattr(kerasnets, name)
+        assert entry.generic == (name == "SENet")
+        sizes = (299, 75) if name == "SEInceptionV3" else (224, 32)
+        assert (entry.default_size, entry.min_size) == sizes
+    assert sorted(registry.list_models(family="senet", include_generic=True)) == sorted(modules)
+    assert senet.preprocess_input is se_resnet.preprocess_input
+    assert senet.timm_layer_map is se_resnet.timm_layer_map
+    assert senet.inception_module is se_inception.inception_module
+    assert se_mobilenet.preprocess_input is se_resnet.preprocess_input
+
+
+def test_named_variants_are_the_table(monkeypatch):
+    """Each named variant calls SENet with its VARIANTS configuration, its
+    own catalog name and the keras arguments it was given."""
+    calls = []
+    monkeypatch.setattr(se_resnet, "SENet", lambda *args, **kwargs: calls.append((args, kwargs)))
+    for name, variant in se_resnet.VARIANTS.items():
+        getattr(se_resnet, name)(weights=None, classes=7, name="x", include_preprocessing=True)
+        (args, kwargs), = calls
+        calls.clear()
+        config = dict(zip(("block", "depths"), args), **kwargs)
+        expected = {**se_resnet._GENERIC_DEFAULTS, **variant}
+        assert {k: config.get(k, se_resnet._GENERIC_DEFAULTS.get(k)) for k in expected} == (
+            expected), name
+        assert config["model_name"] == name
+        assert config["dropout_rate"] == (0.2 if name == "SENet154" else 0.0)
+        assert (config["weights"], config["classes"], config["name"]) == (None, 7, "x")
+        assert config["include_preprocessing"] is True
+
+
+def test_se_inception_preprocess_input_is_keras_inception_v3():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (2, 8, 8, 3)).astype("float32")
+    np.testing.assert_array_equal(
+        se_inception.preprocess_input(x.copy()),
+        keras.applications.inception_v3.preprocess_input(x.copy()),
+    )
 
 
 def test_preprocess_input_is_imagenet_mean_std():

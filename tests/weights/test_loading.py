@@ -10,7 +10,7 @@ import keras
 from kerasnets import registry
 from kerasnets import weights as weights_lib
 from kerasnets.models import common
-from kerasnets.weights import config, loading
+from kerasnets.weights import config
 from tests.parity import require
 
 
