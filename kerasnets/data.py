@@ -40,6 +40,7 @@ import dataclasses
 import os
 import random
 import re
+import warnings
 from typing import Optional, Tuple
 
 import numpy as np
@@ -158,6 +159,12 @@ def folder_files(path, split="train"):
     for label, cls in enumerate(classes):
         class_dir = os.path.join(split_root, cls)
         class_files = _image_files(class_dir) if os.path.isdir(class_dir) else []
+        if os.path.isdir(class_dir) and not class_files:
+            raise ValueError(
+                f"The class folder {class_dir!r} holds no images "
+                f"({', '.join(IMAGE_EXTENSIONS)}): every subfolder is a class; remove it "
+                "or add its images."
+            )
         if (start, stop) != (0.0, 1.0):
             order = np.random.default_rng(_FOLDER_SPLIT_SEED).permutation(len(class_files))
             lo, hi = int(round(start * len(order))), int(round(stop * len(order)))
@@ -169,6 +176,44 @@ def folder_files(path, split="train"):
             f"No images ({', '.join(IMAGE_EXTENSIONS)}) in {split_root!r} for split {split!r}."
         )
     return files, labels, tuple(classes)
+
+
+def unreadable_images(files):
+    """The files of ``files`` that cannot be decoded as images (corrupt,
+    truncated, not an image): one decoding pass over them."""
+    import tensorflow as tf
+
+    files = [os.fspath(f) for f in files]
+    if not files:
+        return []
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(files))
+    ds = ds.map(lambda f: (f, tf.shape(_decode(tf.io.read_file(f)))[0]),
+                num_parallel_calls=AUTOTUNE)
+    ds = ds.ignore_errors()
+    good = {f.numpy().decode() for f, _ in ds}
+    return [f for f in files if f not in good]
+
+
+class UnreadableImagesError(ValueError):
+    """Images of a folder dataset that cannot be decoded (``files``)."""
+
+    def __init__(self, dataset, files):
+        shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        super().__init__(
+            f"{len(files)} image file(s) of {dataset} cannot be decoded: {shown}. Remove "
+            "or replace them, or skip them (--skip-bad-images, skip_unreadable=True)."
+        )
+        self.files = files
+
+
+def check_images(dataset, split="train"):
+    """Raises ``UnreadableImagesError`` naming the files of a folder dataset
+    split that cannot be decoded (nothing for tfds datasets)."""
+    if is_folder(dataset):
+        files, _, _ = folder_files(dataset, split)
+        bad = unreadable_images(files)
+        if bad:
+            raise UnreadableImagesError(dataset, bad)
 
 
 def _tfds_builder(name, data_dir, try_gcs):
@@ -208,13 +253,23 @@ def info(dataset, split="train", data_dir=None, try_gcs=False):
 
 
 def _encoded_source(dataset, split, *, data_dir, try_gcs, training, seed,
-                    input_context, download):
+                    input_context, download, skip_unreadable=False):
     """Dataset of (encoded image bytes, int64 label), sharded for the input
-    pipeline of ``input_context``."""
+    pipeline of ``input_context``; ``skip_unreadable`` drops the folder
+    images that cannot be decoded (naming them in a warning)."""
     import tensorflow as tf
 
     if is_folder(dataset):
         files, labels, _ = folder_files(dataset, split)
+        if skip_unreadable:
+            bad = set(unreadable_images(files))
+            if bad:
+                warnings.warn(f"Skipping {len(bad)} unreadable image(s) of {dataset}: "
+                              f"{', '.join(sorted(bad))}", stacklevel=3)
+                kept = [(f, y) for f, y in zip(files, labels) if f not in bad]
+                if not kept:
+                    raise UnreadableImagesError(dataset, sorted(bad))
+                files, labels = (list(t) for t in zip(*kept))
         ds = tf.data.Dataset.from_tensor_slices(
             (tf.constant(files), tf.constant(labels, tf.int64))
         )
@@ -405,6 +460,7 @@ def load(
     one_hot=None,
     strategy=None,
     input_context=None,
+    skip_unreadable=False,
 ):
     """A batched, prefetched ``tf.data.Dataset`` of ``(images, labels)``.
 
@@ -417,9 +473,9 @@ def load(
         batch_size: global batch size (split over replicas under a strategy).
         training: augment (random resized crop, flip, RandAugment, mixup),
             shuffle and repeat; otherwise resize + center crop, in order.
-        preprocessing: a mode (``"torch"``, ``"tf"``, ``"caffe"``, ``"dpn"``,
-            ``"igc"``, ``"none"``/None), a (mean, std) pair, or a
-            ``Preprocessing`` (``preprocessing_for(builder, weights)``); its
+        preprocessing: a keras mode (``"torch"``, ``"tf"``, ``"caffe"``),
+            ``"none"``/None, a model name (``"DPN92"``), a (mean, std) pair, or
+            a ``Preprocessing`` (``preprocessing_for(builder, weights)``); its
             ``crop_pct`` and ``interpolation`` drive evaluation resizing.
         data_dir, try_gcs, download: passed to ``tfds.load``.
         seed: makes shuffling, augmentation and file order reproducible
@@ -444,6 +500,9 @@ def load(
             ``distribute_datasets_from_function`` input, sharded per worker.
         input_context: a ``tf.distribute.InputContext`` (from inside your own
             ``distribute_datasets_from_function``): shard and batch per replica.
+        skip_unreadable: folder datasets: leave out the images that cannot be
+            decoded (one decoding pass first; a warning names them). Without
+            it, ``check_images`` names them when reading fails.
 
     Returns:
         ``tf.data.Dataset`` (or a distributed dataset with ``strategy``) of
@@ -483,6 +542,7 @@ def load(
     ds = _encoded_source(
         dataset, split, data_dir=data_dir, try_gcs=try_gcs, training=training,
         seed=base_seed, input_context=input_context, download=download,
+        skip_unreadable=skip_unreadable,
     )
     if training:
         ds = _cache(ds, cache)
@@ -595,6 +655,8 @@ def synthetic(image_size=224, batch_size=32, num_classes=1000, steps=None,
 __all__ = [
     "DatasetInfo",
     "Preprocessing",
+    "UnreadableImagesError",
+    "check_images",
     "center_crop",
     "load_image",
     "folder_files",
@@ -604,4 +666,5 @@ __all__ = [
     "preprocessing_for",
     "random_resized_crop",
     "synthetic",
+    "unreadable_images",
 ]

@@ -304,11 +304,34 @@ def list_models(pattern=None, pretrained=False, family=None, include_generic=Fal
     return sort_names(names)
 
 
+def check_kwargs(name, kwargs):
+    """ValueError for an argument the builder of ``name`` does not take
+    (naming the closest), or a value of the wrong kind for its default (a
+    word for a number, a number for True/False)."""
+    entry = get(name)
+    parameters = inspect.signature(entry.builder).parameters
+    for key, value in kwargs.items():
+        if key not in parameters:
+            near = difflib.get_close_matches(key, list(parameters), n=1)
+            hint = f"; did you mean {near[0]!r}" if near else ""
+            raise ValueError(f"{entry.name} has no argument {key!r}{hint} (its arguments: "
+                             f"{', '.join(parameters)}).")
+        default = parameters[key].default
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ValueError(f"{entry.name}'s {key} is True or False; received {value!r}.")
+        elif isinstance(default, (int, float)) and (
+                isinstance(value, (str, bool)) or not isinstance(value, (int, float))):
+            raise ValueError(f"{entry.name}'s {key} takes a number; received {value!r}.")
+
+
 def create_model(name, **kwargs):
-    """Builds model ``name`` (case-insensitive) with the builder's arguments.
+    """Builds model ``name`` (case-insensitive) with the builder's arguments
+    (checked first: unknown names and values of the wrong kind are refused).
 
         >>> model = kerasnets.create_model("dpn92", weights=None, classes=10)
     """
+    check_kwargs(name, kwargs)
     return get(name).builder(**kwargs)
 
 

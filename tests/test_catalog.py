@@ -154,7 +154,7 @@ def test_builds_with_keras_arguments_and_matches_its_figures(name):
 # Lower layers never import higher ones (shared/DESIGN.md, Layout); a module
 # may import its own layer.
 LAYERS = [
-    {"registry", "text", "imagenet"},
+    {"registry", "text", "files", "imagenet"},
     {"layers"},
     {"weights"},
     {"preprocessing"},

@@ -173,7 +173,9 @@ def test_fine_tuning_reaches_high_accuracy(colours, tmp_path):
     with open(os.path.join(output, "training_curves.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     config = json.load(open(os.path.join(output, "config.json")))
-    assert config["num_classes"] == 4 and config["preprocessing"]["mode"] == "torch"
+    assert config["num_classes"] == 4
+    torch_mode = kerasnets.preprocessing.KERAS_MODES["torch"]
+    assert tuple(config["preprocessing"]["mean"]) == torch_mode.mean  # DenseNet's family
     # The saved model reloads safely and evaluates the same on held-out images.
     result = training.evaluate("DenseNetCIFAR", run.model_path, colours, "train[75%:]",
                                batch_size=8)

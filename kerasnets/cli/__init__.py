@@ -60,7 +60,8 @@ def main(argv=None):
     except Exception as error:
         if os.environ.get("KERASNETS_DEBUG"):
             raise
-        print(f"kerasnets: error: {common.one_line(error)}", file=sys.stderr)
+        print(f"kerasnets: error: {common.cli_terms(common.one_line(error))}",
+              file=sys.stderr)
         return 1
     return 0
 

@@ -39,8 +39,30 @@ def named_model(name):
     return canonical
 
 
-def model_args(items):
-    return parse_assignments(items, what="--model-arg")
+def model_args(items, name=None):
+    """``--model-arg`` values, checked against the builder of ``name`` (a
+    word where a number belongs, an unknown argument: usage errors)."""
+    kwargs = parse_assignments(items, what="--model-arg")
+    if name is not None and kwargs:
+        load_tensorflow()  # the builder's module imports Keras
+        try:
+            registry.check_kwargs(name, kwargs)
+        except ValueError as error:
+            raise UsageError(f"--model-arg: {error}") from None
+    return kwargs
+
+
+# The library's words for the command line's options, in error messages.
+_CLI_TERMS = (("pass the path of a weights file as `weights=`", "pass --weights PATH"),
+              ("`weights=`", "--weights"), ("weights=None", "--weights none"),
+              ("`include_top=False`", "--no-top"))
+
+
+def cli_terms(message):
+    """``message`` with the library's argument names as the CLI's options."""
+    for library, cli in _CLI_TERMS:
+        message = message.replace(library, cli)
+    return message
 
 
 def weights_arg(text):

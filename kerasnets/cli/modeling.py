@@ -40,15 +40,12 @@ def _keras_model_file(path):
     """(model, preprocessing, class names) of a .keras file; the run's
     config.json beside it (``kerasnets train``) gives its preprocessing and
     class names."""
-    import keras
-
     from kerasnets import preprocessing, registry
     from kerasnets.export import builder_for
     from kerasnets.training import read_run_config
+    from kerasnets.weights.loading import load_model_file
 
-    if not os.path.isfile(path):
-        raise ValueError(f"no such model file: {path}")
-    model = keras.saving.load_model(path, compile=False, safe_mode=True)
+    model = load_model_file(path)
     run = read_run_config(path)
     if run is not None:
         return model, run["preprocessing"], run.get("class_names")
@@ -73,7 +70,7 @@ def cmd_predict(args):
         name = common.named_model(args.model)
     elif not keras_file:
         raise common.UsageError("--model is required unless --weights is a .keras model file")
-    kwargs = common.model_args(args.model_arg)
+    kwargs = common.model_args(args.model_arg, name)
     if keras_file and kwargs:
         raise common.UsageError("--model-arg builds a model; a .keras file is built already")
     common.load_tensorflow()
@@ -133,7 +130,8 @@ def train_config(args):
     values["model"] = common.named_model(args.model)
     values["weights"] = common.weights_arg(args.weights)
     values["val_split"] = None if args.val_split.lower() == "none" else args.val_split
-    values["model_kwargs"] = common.model_args(args.model_arg)
+    values["model_kwargs"] = common.model_args(args.model_arg, values["model"])
+    values["skip_unreadable"] = args.skip_bad_images
     try:
         return TrainConfig(**values)
     except ValueError as error:
@@ -147,7 +145,12 @@ def cmd_train(args):
 
     # First: a multi-worker strategy must exist before other TensorFlow work.
     config.strategy = training.get_strategy(args.strategy, tpu=args.tpu)
-    result = training.train(config)
+    result = training.train(config, overwrite=args.overwrite)
+    if result.status == "complete":
+        print(f"the run in {config.output} is complete ({config.epochs} epochs): nothing to "
+              "do (a larger --epochs continues it, --overwrite starts over)")
+        print(f"model: {result.model_path}")
+        return
     if training.is_chief(result.strategy):
         final = {k: v[-1] for k, v in result.history.items() if v}
         if final:
@@ -158,7 +161,7 @@ def cmd_train(args):
 def cmd_evaluate(args):
     name = common.named_model(args.model)
     weights = common.weights_arg(args.weights)
-    kwargs = common.model_args(args.model_arg)
+    kwargs = common.model_args(args.model_arg, name)
     common.load_tensorflow()
     from kerasnets import training
 
@@ -207,6 +210,13 @@ def _add_train_parser(sub):
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
     train.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                        help="builder keyword argument, e.g. alpha=0.5 (repeatable)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start over in an --output that holds a run (otherwise a rerun "
+                            "resumes, continues with more --epochs, or is refused when its "
+                            "settings differ)")
+    train.add_argument("--skip-bad-images", action="store_true",
+                       help="image folders: leave out files that cannot be decoded "
+                            "(named in a warning) instead of stopping")
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="top-1/top-5 accuracy and images/s")

@@ -23,7 +23,7 @@ def add_parsers(sub):
 
 def cmd_convert(args):
     name = common.named_model(args.model)  # unknown names fail before anything is read
-    options = common.model_args(args.model_arg)
+    options = common.model_args(args.model_arg, name)
     if args.input_size is not None:
         if "input_shape" in options:
             raise common.UsageError(
@@ -152,7 +152,7 @@ def _add_export_parser(sub):
 
 def cmd_benchmark(args):
     name = common.model_name(args.model)
-    kwargs = common.model_args(args.model_arg)
+    kwargs = common.model_args(args.model_arg, name)
     from kerasnets import registry
 
     record = registry.indexed(name) or {}

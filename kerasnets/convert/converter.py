@@ -1,11 +1,9 @@
 """``convert``: a source checkpoint (or a pretrained tag) built into a
 kerasnets model, checked against its reference, saved atomically."""
 
-import contextlib
 import dataclasses
 import os
 import time
-import uuid
 
 import numpy as np
 
@@ -16,6 +14,7 @@ from kerasnets.convert.parity import (
     ParityResult,
     check_parity,
 )
+from kerasnets.files import partial_path, remove, remove_stale_partials
 from kerasnets.text import format_bytes
 
 OUTPUT_SUFFIXES = {".weights.h5": "Keras weights", ".keras": "whole Keras model"}
@@ -220,12 +219,11 @@ def _source_tensor_names(path, fmt, model):
 
 
 def _save(model, output, suffix):
-    """Saves through a temporary name in the output's folder, then renames."""
-    directory, base = os.path.split(output)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(
-        directory,
-        f".{base[: -len(suffix)]}.part-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
+    """Saves through a temporary name in the output's folder, then renames
+    (the partial files of a killed conversion are removed first)."""
+    os.makedirs(os.path.dirname(output), exist_ok=True)
+    remove_stale_partials(output)
+    temporary = partial_path(output, suffix)
     try:
         if suffix == ".keras":
             model.save(temporary)
@@ -233,6 +231,5 @@ def _save(model, output, suffix):
             model.save_weights(temporary)
         os.replace(temporary, output)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
+        remove(temporary)
         raise

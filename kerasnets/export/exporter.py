@@ -3,10 +3,10 @@
 import contextlib
 import os
 import time
-import uuid
 
 import numpy as np
 
+from kerasnets.files import partial_path, remove_stale_partials
 from kerasnets.export.checks import (
     CHECK_SAMPLES,
     DEFAULT_MIN_AGREEMENT,
@@ -225,7 +225,8 @@ def export_model(
         probe = os.path.dirname(probe)
     os.makedirs(parent, exist_ok=True)
     suffix = {"tflite": ".tflite", "onnx": ".onnx", "savedmodel": ""}[format]
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.partial-{uuid.uuid4().hex[:8]}{suffix}")
+    remove_stale_partials(path)  # of an export that was killed
+    tmp = partial_path(path, suffix)
     installed = False
     try:
         with _quiet_converters():

@@ -9,6 +9,7 @@ import numpy as np
 from kerasnets import registry
 from kerasnets.export.checks import SYNTHETIC
 from kerasnets.training.run import read_run_config
+from kerasnets.weights.loading import load_model_file
 
 
 def builder_for(model_name):
@@ -54,10 +55,8 @@ def resolve_model(model, weights="imagenet", image_size=None):
     if isinstance(model, keras.Model):
         return model, builder_for(model.name), weights, None
     if isinstance(model, (str, os.PathLike)) and os.fspath(model).endswith(".keras"):
-        path = os.fspath(model)
-        if not os.path.isfile(path):
-            raise ValueError(f"No such model file: {path}")
-        net = keras.models.load_model(path, compile=False)
+        path = os.path.expanduser(os.fspath(model))
+        net = load_model_file(path)
         run = read_run_config(path)  # written beside it by `kerasnets train`
         prep, name = (run["preprocessing"], run["model"]) if run else (None, None)
         if name is not None and registry.canonical_name(name) is None:
@@ -222,11 +221,15 @@ def calibration_images(calibration, image_size, preprocessing, samples=128,
         ds = data.load(source, load_split, image_size, batch_size, training=False,
                        preprocessing=preprocessing, repeat=False, drop_remainder=False)
         chunks, count = [], 0
-        for x, _ in ds:
-            chunks.append(x.numpy())
-            count += len(chunks[-1])
-            if count >= samples and not data.is_folder(source):
-                break
+        try:
+            for x, _ in ds:
+                chunks.append(x.numpy())
+                count += len(chunks[-1])
+                if count >= samples and not data.is_folder(source):
+                    break
+        except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+            data.check_images(source, load_split)  # names the files it could not decode
+            raise
         if not chunks:
             raise ValueError(f"No images in {calibration!r} (split {split!r}).")
         images = np.concatenate(chunks)

@@ -65,7 +65,7 @@ def check_arguments(
     pretrained = weights is not None
     cfg = None
     if pretrained and is_weights_path(weights):
-        if not os.path.exists(weights):
+        if not os.path.exists(os.path.expanduser(os.fspath(weights))):
             raise ValueError(
                 f"The weights file {os.fspath(weights)!r} does not exist. "
                 "Pass `None` (random initialization), a pretrained tag "

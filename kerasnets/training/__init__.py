@@ -5,8 +5,8 @@ One recipe, two doors: ``kerasnets train`` on the command line and
 
 The settings of a run are one ``TrainConfig``. Modules: ``distribute``
 (strategies, devices, mixed precision), ``recipe`` (model, optimizer,
-schedule, loss: shared with the tuner), ``callbacks``, ``run`` (``train``
-and the run directory), ``evaluate``.
+schedule, loss: shared with the tuner), ``callbacks``, ``rundir`` (what a
+rerun may do with an output directory), ``run`` (``train``), ``evaluate``.
 
 1. pick a ``tf.distribute`` strategy (``get_strategy``): one device, several
    GPUs (MirroredStrategy), several machines (MultiWorkerMirroredStrategy
@@ -62,10 +62,12 @@ from kerasnets.training.recipe import (  # noqa: F401
     make_optimizer,
     use_synchronized_batch_norm,
 )
+from kerasnets.training.rundir import RunConflict  # noqa: F401
 from kerasnets.training.run import (  # noqa: F401
     CONFIG_FILE,
     MODEL_FILE,
     TrainConfig,
+    TrainingDiverged,
     TrainResult,
     _default_val_split,
     count_examples,
@@ -75,8 +77,10 @@ from kerasnets.training.run import (  # noqa: F401
 
 __all__ = [
     "Evaluation",
+    "RunConflict",
     "TrainConfig",
     "TrainResult",
+    "TrainingDiverged",
     "build_model",
     "compile_model",
     "device_kind",

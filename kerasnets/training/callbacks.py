@@ -1,11 +1,15 @@
 """The callbacks of a training run, all writing into its directory: backup
 (resume), last/best checkpoints, CSV history and training curves."""
 
+import math
 import os
 import warnings
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training_curves.png"
+BACKUP_DIR = "backup"
+LAST_CHECKPOINT = "last.weights.h5"
+BEST_CHECKPOINT = "best.weights.h5"
 
 
 def plot_history(history, path, title=None):
@@ -82,23 +86,72 @@ def _curves_callback(csv_path, png_path, title):
     return TrainingCurves()
 
 
+class NonFiniteLoss(ArithmeticError):
+    """Training produced a non-finite loss (or weights); see ``FiniteGuard``."""
+
+    def __init__(self, epoch, step, what):
+        super().__init__(f"{what} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.what = epoch, step, what
+
+
+def _finite_guard(check_every):
+    import keras
+    import numpy as np
+
+    class FiniteGuard(keras.callbacks.Callback):
+        """Stops training at the first non-finite loss, and before any
+        checkpoint or backup is written from non-finite weights: it runs
+        first, and raises ``NonFiniteLoss`` (so no later callback sees the
+        step or epoch)."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def _weights_finite(self):
+            return all(np.isfinite(keras.ops.convert_to_numpy(v)).all()
+                       for v in self.model.weights)
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise NonFiniteLoss(self.epoch + 1, batch + 1, f"the loss became {float(loss)}")
+            if check_every and (batch + 1) % check_every == 0 and not self._weights_finite():
+                raise NonFiniteLoss(self.epoch + 1, batch + 1, "the weights became non-finite")
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self._weights_finite():
+                raise NonFiniteLoss(epoch + 1, "end", "the weights became non-finite")
+
+    return FiniteGuard()
+
+
 def make_callbacks(directory, *, backup_every="epoch", validation=True, title=None,
                    plot=True):
-    """The recipe's callbacks, all writing under ``directory``."""
+    """The recipe's callbacks, all writing under ``directory``: first a guard
+    that stops at a non-finite loss before anything is saved from it, then
+    the backup (resume), the last/best checkpoints, the CSV history and the
+    curves."""
     import keras
 
     checkpoints = os.path.join(directory, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)
     callbacks = [
-        # First, so that it has saved before anything else reacts to an epoch.
-        keras.callbacks.BackupAndRestore(os.path.join(directory, "backup"),
-                                         save_freq=backup_every),
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, "last.weights.h5"),
+        _finite_guard(backup_every if isinstance(backup_every, int) else None),
+        # Before the checkpoints, so that it has saved before anything else
+        # reacts to an epoch; the previous backup is kept (``.bkp``) in case
+        # the latest is damaged.
+        keras.callbacks.BackupAndRestore(os.path.join(directory, BACKUP_DIR),
+                                         save_freq=backup_every, double_checkpoint=True),
+        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, LAST_CHECKPOINT),
                                         save_weights_only=True),
     ]
     if validation:
         callbacks.append(keras.callbacks.ModelCheckpoint(
-            os.path.join(checkpoints, "best.weights.h5"), save_weights_only=True,
+            os.path.join(checkpoints, BEST_CHECKPOINT), save_weights_only=True,
             monitor="val_accuracy", mode="max", save_best_only=True))
     csv_path = os.path.join(directory, HISTORY_FILE)
     callbacks.append(keras.callbacks.CSVLogger(csv_path, append=True))

@@ -8,6 +8,7 @@ from typing import Optional
 from kerasnets.training.distribute import device_kind, get_strategy
 from kerasnets.training.recipe import get_builder
 from kerasnets.training.run import count_examples, read_run_config
+from kerasnets.weights.loading import load_model_file
 
 
 @dataclasses.dataclass
@@ -89,7 +90,7 @@ def evaluate(
     preprocessing = data.get_preprocessing(preprocessing)
     with strategy.scope():
         if keras_file:
-            net = keras.models.load_model(weights, compile=False)
+            net = load_model_file(weights)
         else:
             size = image_size or (cfg.input_size if cfg else 224)
             net = builder(weights=weights, input_shape=(size, size, 3),

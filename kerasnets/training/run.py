@@ -1,4 +1,4 @@
-"""A training run: its settings (``TrainConfig``), its directory and ``train``."""
+"""A training run: its settings (``TrainConfig``) and ``train``."""
 
 import dataclasses
 import json
@@ -6,7 +6,9 @@ import os
 import shutil
 from typing import Optional
 
-from kerasnets.training.callbacks import make_callbacks
+from kerasnets.files import partial_path, remove
+from kerasnets.training import rundir
+from kerasnets.training.callbacks import HISTORY_FILE, NonFiniteLoss, make_callbacks
 from kerasnets.training.distribute import (
     device_kind,
     get_strategy,
@@ -16,6 +18,7 @@ from kerasnets.training.distribute import (
     task,
     write_dir,
 )
+from kerasnets.weights.loading import load_model_file
 from kerasnets.training.recipe import (
     build_model,
     compile_model,
@@ -24,18 +27,28 @@ from kerasnets.training.recipe import (
     use_synchronized_batch_norm,
 )
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
+MODEL_FILE = rundir.MODEL_FILE
+CONFIG_FILE = rundir.CONFIG_FILE
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or the weights) became non-finite: training stopped, and
+    nothing was saved from that state."""
 
 
 @dataclasses.dataclass
 class TrainResult:
+    """What ``train`` did. ``status``: "trained" (a new run), "resumed" (an
+    interrupted one finished), "continued" (a finished one trained for more
+    epochs) or "complete" (it was finished already: nothing changed)."""
+
     model: object
     history: dict
     output: str
     model_path: str
     strategy: object
     preprocessing: object
+    status: str = "trained"
 
 
 def _default_val_split(dataset, data_dir, try_gcs):
@@ -113,6 +126,8 @@ class TrainConfig:
         sync_batch_norm: BatchNorm statistics over all replicas (default: on
             with several replicas, so results do not depend on the replica
             count).
+        skip_unreadable: folder datasets: leave out images that cannot be
+            decoded (named in a warning) instead of stopping.
     """
 
     model: object
@@ -147,6 +162,7 @@ class TrainConfig:
     validation_steps: Optional[int] = None
     backup_every: object = "epoch"
     sync_batch_norm: Optional[bool] = None
+    skip_unreadable: bool = False
     model_kwargs: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
@@ -223,14 +239,63 @@ def read_run_config(path):
     return config
 
 
+def _history(output):
+    """The run's history.csv as {metric: [values per epoch]}."""
+    import csv
+
+    path = os.path.join(output, HISTORY_FILE)
+    history = {}
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                for key, value in row.items():
+                    if key != "epoch":
+                        history.setdefault(key, []).append(float(value))
+    except (OSError, ValueError):
+        pass
+    return history
+
+
+def _restore_finished(net, path):
+    """Weights and optimizer state of a finished run's ``model.keras`` into
+    ``net`` (compiled with the new schedule): training continues where it
+    stopped."""
+
+    finished = load_model_file(path, compile=True)
+    net.set_weights(finished.get_weights())
+    optimizer = net.optimizer
+    optimizer.build(net.trainable_variables)
+    old = finished.optimizer.variables
+    if len(old) != len(optimizer.variables):
+        raise rundir.RunConflict(f"{path} holds another optimizer's state: cannot continue it.")
+    for variable, value in zip(optimizer.variables, old):
+        variable.assign(value)
+
+
+def _diverged_message(failure, output, lr):
+    last = os.path.join(output, rundir.CHECKPOINTS_DIR, "last.weights.h5")
+    kept = (f"kept {last} (epoch {failure.epoch - 1}, the last finite one)"
+            if failure.epoch > 1 and os.path.exists(last)
+            else "no checkpoint was written (it diverged in the first epoch)")
+    return (f"Training diverged: {failure.what} at epoch {failure.epoch}, step "
+            f"{failure.step}. The learning rate ({lr:g}) is likely too high, or the data "
+            f"holds bad values. Stopped; {kept}; {MODEL_FILE} was not written.")
+
+
 def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
-          verbose="auto", **settings):
+          verbose="auto", overwrite=False, **settings):
     """Trains a model and writes the run into its output directory.
 
     The Python form of ``kerasnets train`` (same defaults):
     ``train(TrainConfig(...))`` or ``train(model, dataset, output=...,
-    **settings)`` with ``TrainConfig``'s fields as keywords. Running it again
-    with the same ``output`` resumes an interrupted run from its backup.
+    **settings)`` with ``TrainConfig``'s fields as keywords.
+
+    Running it again with the same ``output`` is always safe: an interrupted
+    run resumes from its backup; a finished run is left as it is (a larger
+    ``epochs`` continues it); other settings are refused before anything is
+    changed, naming the differences, unless ``overwrite=True`` (start over).
+    A non-finite loss stops training with ``TrainingDiverged``; no
+    checkpoint, backup or model is written from a non-finite state.
 
     Args:
         model: a ``TrainConfig``, or its ``model`` (then ``dataset``,
@@ -238,10 +303,11 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         preprocessing: default: the weights' (``kerasnets.preprocessing``).
         callbacks: extra Keras callbacks.
         verbose: ``model.fit``'s.
+        overwrite: start over in an output directory that holds a run.
 
     Returns:
         ``TrainResult`` (model, history dict, output dir, model path, strategy,
-        preprocessing).
+        preprocessing, status).
     """
     config = model if isinstance(model, TrainConfig) else TrainConfig(
         model=model, dataset=dataset, output=output, **settings)
@@ -250,22 +316,30 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
 
     from kerasnets import data
 
+    builder = get_builder(config.model)
+    model_name = builder.__name__
+    seed, output = config.seed, config.output
+    run_settings = config.settings()
+    run_settings["model"] = model_name
+    # What this call may do with the directory: decided before anything is
+    # written (a conflicting run raises here).
+    action, previous = rundir.plan(output, run_settings, overwrite)
+    if action == "complete":
+        path = os.path.join(output, MODEL_FILE)
+        net = load_model_file(path)
+        prep = rundir_preprocessing(previous)
+        return TrainResult(net, _history(output), output, path, None, prep, "complete")
+
     strategy = config.strategy
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=config.tpu)
     strategy = keras_compatible(strategy)
-    builder = get_builder(config.model)
-    model_name = builder.__name__
-    seed, output = config.seed, config.output
     if seed is not None:
         keras.utils.set_random_seed(seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     chief = is_chief(strategy)
     directory = write_dir(output, strategy)
-    os.makedirs(directory, exist_ok=True)
-    if not chief:
-        _take_chief_backup(output, directory)
 
     dataset, weights, batch_size = config.dataset, config.weights, config.batch_size
     data_dir, try_gcs = config.data_dir, config.try_gcs
@@ -277,6 +351,10 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     val_split = config.val_split
     if val_split == "auto":
         val_split = _default_val_split(dataset, data_dir, try_gcs)
+        if val_split is None and chief:
+            rundir.warn(f"{dataset} has no validation split: training without validation "
+                        "(no best.weights.h5); name one with --val-split, e.g. "
+                        "'train[90%:]' and --train-split 'train[:90%]'")
     kind = device_kind(strategy)
     replicas = strategy.num_replicas_in_sync
     multi_worker = task(strategy)[0] is not None
@@ -292,7 +370,8 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     common = dict(image_size=config.image_size, batch_size=batch_size,
                   preprocessing=preprocessing, data_dir=data_dir, try_gcs=try_gcs, seed=seed,
                   deterministic=config.deterministic, cache=config.cache,
-                  num_classes=info.num_classes, one_hot=True, strategy=strategy)
+                  num_classes=info.num_classes, one_hot=True, strategy=strategy,
+                  skip_unreadable=config.skip_unreadable)
     train_ds = data.load(dataset, config.train_split, training=True,
                          randaugment=config.randaugment, mixup=config.mixup, **common)
     val_ds = None
@@ -300,6 +379,14 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         val_ds = data.load(dataset, val_split, training=False,
                            repeat=validation_steps is not None,
                            drop_remainder=validation_steps is not None, **common)
+
+    # The first change to the directory: everything above has been checked.
+    if overwrite and chief:
+        rundir.clear(output)
+    os.makedirs(directory, exist_ok=True)
+    if not chief:
+        _take_chief_backup(output, directory)
+    resume_from = rundir.check_backup(directory) if action == "resume" else None
 
     policy = requested_policy(config.mixed_precision, strategy)
     previous_policy = keras.config.dtype_policy()
@@ -323,6 +410,14 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
                 label_smoothing=config.label_smoothing,
                 steps_per_execution=min(32, steps_per_epoch) if kind == "tpu" else 1,
             )
+            initial_epoch = 0
+            if action == "continue":
+                _restore_finished(net, os.path.join(output, MODEL_FILE))
+                initial_epoch = previous["completed_epochs"]
+            elif resume_from is not None:
+                net.optimizer.build(net.trainable_variables)
+                net.load_weights(resume_from[0])
+                initial_epoch = resume_from[1]
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
@@ -337,31 +432,59 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         freeze_backbone=config.freeze_backbone, train_split=config.train_split,
         val_split=val_split, num_classes=info.num_classes,
         class_names=list(info.class_names), preprocessing=dataclasses.asdict(preprocessing),
-        seed=seed, steps_per_epoch=steps_per_epoch, settings=config.settings(),
+        seed=seed, steps_per_epoch=steps_per_epoch, settings=run_settings,
+        status="running",
+        completed_epochs=(previous or {}).get("completed_epochs", 0) if action != "new" else 0,
     )
-    with open(os.path.join(directory, CONFIG_FILE), "w") as f:
-        json.dump(run_config, f, indent=2)
+    rundir.write_config(directory, run_config)
 
-    history = net.fit(
-        train_ds,
-        epochs=config.epochs,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=val_ds,
-        validation_steps=validation_steps,
-        callbacks=make_callbacks(directory, backup_every=config.backup_every,
-                                 validation=val_ds is not None,
-                                 title=f"{model_name} on {dataset}",
-                                 plot=chief) + list(callbacks),
-        shuffle=False,  # the pipeline shuffles
-        verbose=verbose,
-    )
+    try:
+        history = net.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=val_ds,
+            validation_steps=validation_steps,
+            callbacks=make_callbacks(directory, backup_every=config.backup_every,
+                                     validation=val_ds is not None,
+                                     title=f"{model_name} on {dataset}",
+                                     plot=chief) + list(callbacks),
+            shuffle=False,  # the pipeline shuffles
+            verbose=verbose,
+        )
+    except NonFiniteLoss as failure:
+        run_config.update(status="diverged", failure=str(failure))
+        rundir.write_config(directory, run_config)
+        raise TrainingDiverged(_diverged_message(failure, output, lr)) from None
+    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
+        # A file the pipeline could not decode: name it (folder datasets).
+        for split in filter(None, (config.train_split, val_split)):
+            data.check_images(dataset, split)
+        raise
     model_path = os.path.join(directory, MODEL_FILE)
-    net.save(model_path)
+    temporary = partial_path(model_path, ".keras")
+    try:
+        net.save(temporary)
+        os.replace(temporary, model_path)
+    finally:
+        remove(temporary)
+    run_config.update(status="complete", completed_epochs=config.epochs)
+    rundir.write_config(directory, run_config)
     if not chief:
         shutil.rmtree(directory, ignore_errors=True)
         model_path = os.path.join(output, MODEL_FILE)
+    status = {"new": "trained", "resume": "resumed", "continue": "continued"}[action]
     return TrainResult(net, dict(history.history), output, model_path, strategy,
-                       preprocessing)
+                       preprocessing, status)
+
+
+def rundir_preprocessing(config):
+    """The ``Preprocessing`` a run's config records."""
+    from kerasnets import preprocessing as preprocessing_lib
+
+    return preprocessing_lib.Preprocessing(**{
+        k: tuple(v) if isinstance(v, list) else v for k, v in config["preprocessing"].items()})
 
 
 def _take_chief_backup(output, directory):

@@ -100,7 +100,13 @@ def file_lock(path):
         yield
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except (PermissionError, OSError) as error:
+            if os.path.exists(path) or not _read_only(os.path.dirname(path), error):
+                raise
+            yield  # a read-only cache: nobody writes there, no lock needed
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             held, current = os.fstat(fd), os.stat(path)
@@ -126,6 +132,28 @@ def model_signature(model):
     names are left out, they vary between builds)."""
     text = "\n".join(f"{v.name}:{tuple(v.shape)}" for v in model.weights)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def _read_only(directory, error=None):
+    """True if ``directory`` cannot be written (permissions, read-only mount)."""
+    import errno
+
+    if error is not None and getattr(error, "errno", None) in (errno.EROFS, errno.EACCES,
+                                                               errno.EPERM):
+        return True
+    return os.path.isdir(directory) and not os.access(directory, os.W_OK)
+
+
+def _ensure_directory(directory):
+    """Creates the cache folder, or says how to choose a writable one."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot create the weights cache {directory} ({error.strerror or error}): set "
+            "KERAS_HOME to a writable folder, or pass the path of a weights file as "
+            "`weights=`."
+        ) from error
 
 
 def _hint(url, path):
@@ -181,6 +209,9 @@ def _download(cfg, url, expected, path):
         if not isinstance(error, Exception):
             raise
         reason = f"{type(error).__name__}: {error}"
+        if _read_only(directory):
+            reason = (f"the weights cache {directory} is read-only; set KERAS_HOME to a "
+                      f"writable folder ({reason})")
         if replaced:
             reason = ("the cached file failed its hash check and downloading "
                       f"it again failed: {reason}")
@@ -210,7 +241,7 @@ def fetch(cfg, include_top=True):
     url, expected, path = source_location(cfg, include_top)
     if _check_cached(path, expected):
         return path
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    _ensure_directory(os.path.dirname(path))
     with file_lock(path + LOCK_SUFFIX):
         if _check_cached(path, expected):  # another process finished it
             return path
@@ -323,7 +354,7 @@ def load_pretrained(model, cfg, *, include_top, load_file):
                  else _newest_conversion(cfg, model, include_top))
     if _load_converted(model, converted):
         return model
-    os.makedirs(os.path.dirname(source), exist_ok=True)
+    _ensure_directory(os.path.dirname(source))
     with file_lock(source + LOCK_SUFFIX):
         if _check_cached(source, expected):
             path = source

@@ -20,11 +20,25 @@ layer or tensor and the file.
 
 import dataclasses
 import os
+import re
 
 import h5py
 import numpy as np
 
 TORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
+
+
+def check_file(path):
+    """ValueError unless ``path`` is a non-empty regular file (a directory or
+    an empty file named like weights says so)."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a weights file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"The weights file {path!r} does not exist.")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"The weights file {path!r} is empty (0 bytes): an interrupted "
+                         "download or copy; fetch it again.")
 
 
 def file_format(path):
@@ -47,25 +61,76 @@ def file_format(path):
     )
 
 
+def load_model_file(path, compile=False):
+    """A whole ``.keras`` model, with ``safe_mode=True`` (no Lambda layers, no
+    code runs); a missing, empty, directory or damaged file is a one-line
+    ValueError that says so."""
+    import zipfile
+
+    import keras
+
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a .keras model file.")
+    if not os.path.isfile(path):
+        raise ValueError(f"No such model file: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"The model file {path!r} is empty (0 bytes).")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path!r} is not a .keras model file (a zip archive): it is "
+                         "damaged or of another format.")
+    try:
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
+    except (ValueError, OSError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        text = " ".join(str(error).split())
+        raise ValueError(f"Cannot load the model file {path!r}: "
+                         f"{text[:300] + '...' if len(text) > 300 else text}") from error
+
+
 # ----------------------------------------------------------------- keras h5
+
+
+_KERAS_LAYER = re.compile(r"object <\w+ name=([^,>]+)")
+_KERAS_SHAPES = re.compile(r"variable\.shape=(\([^)]*\)), Received: value\.shape=(\([^)]*\))")
+_KERAS_COUNT = re.compile(r"A total of (\d+) objects could not be loaded")
+
+
+def _short_keras_error(error):
+    """Keras' load_weights message (which prints whole tensors) in one line:
+    the first layer that did not fit and the shapes, where it says them."""
+    text = str(error)
+    layer, shapes, count = (_KERAS_LAYER.search(text), _KERAS_SHAPES.search(text),
+                            _KERAS_COUNT.search(text))
+    if layer is None:
+        return " ".join(text.split())[:300]
+    message = f"layer {layer.group(1)!r}"
+    if shapes:
+        message += f" expects {shapes.group(1)}, the file holds {shapes.group(2)}"
+    else:
+        message += " does not fit the file's weights"
+    if count and int(count.group(1)) > 1:
+        message += f" ({int(count.group(1)) - 1} more layers differ)"
+    return message
 
 
 def load_keras_weights(model, path):
     """Keras 3 ``.weights.h5``: delegated to Keras, made strict.
 
     Keras only warns when parts of the file do not fit the model (those
-    layers keep their initial values); here that is an error naming the file.
+    layers keep their initial values); here that is an error naming the file
+    and the first layer, in one line.
     """
     import warnings
 
+    check_file(path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.load_weights(path)
     except (ValueError, OSError, KeyError) as error:
         raise ValueError(
-            f"Could not load the Keras weights file {os.fspath(path)!r} into "
-            f"{model.name}: {error}"
+            f"The Keras weights file {os.fspath(path)!r} does not fit {model.name}: "
+            f"{_short_keras_error(error)}."
         ) from error
     skipped = [
         str(w.message) for w in caught
@@ -74,8 +139,28 @@ def load_keras_weights(model, path):
     if skipped:
         raise ValueError(
             f"The Keras weights file {os.fspath(path)!r} does not match "
-            f"{model.name}: {skipped[0]}"
+            f"{model.name}: {_short_keras_error(skipped[0])}"
         )
+    for variable in model.weights:
+        check_values(variable.path, variable.path, np.asarray(variable), path)
+
+
+def check_values(name, kind, value, path):
+    """ValueError naming the tensor ``name`` of ``path`` if ``value`` is not
+    floating point, holds NaN or infinity, or (a BatchNorm variance,
+    ``kind`` ending in "moving_variance") is negative."""
+    value = np.asarray(value)
+    where = f"{name!r} of {os.fspath(path)!r}"
+    if value.dtype.kind not in "f":
+        raise ValueError(f"Tensor {where} holds {value.dtype} values, not floating point "
+                         "weights: the file is not a checkpoint of this model.")
+    if not np.all(np.isfinite(value)):
+        bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+        raise ValueError(f"Tensor {where} holds {bad} NaN or infinite values: the "
+                         "checkpoint is damaged (or was saved from a diverged run).")
+    if str(kind).endswith("moving_variance") and value.size and float(value.min()) < 0:
+        raise ValueError(f"Tensor {where} is a BatchNorm variance with negative values "
+                         f"(min {float(value.min()):.3g}): the checkpoint is damaged.")
 
 
 def _legacy_weights(layer):
@@ -116,7 +201,10 @@ def _read_legacy_h5(path):
 
 
 def load_legacy_h5(model, path, include_top=True):
-    """Loads a keras.applications ``.h5`` file by topology, strictly."""
+    """Loads a keras.applications ``.h5`` file by topology, strictly; with
+    ``include_top=False`` the file's trailing layers that the headless model
+    lacks (its classifier) are skipped."""
+    check_file(path)
     saved = _read_legacy_h5(path)
     owners = [layer for layer in model.layers if layer.weights]
     for index, (layer, (saved_name, values)) in enumerate(zip(owners, saved)):
@@ -130,7 +218,8 @@ def load_legacy_h5(model, path, include_top=True):
                 f"of shapes {shapes}, the file's layer {saved_name!r} holds "
                 f"{saved_shapes}."
             )
-    if len(owners) != len(saved):
+    headless_extra = not include_top and len(saved) > len(owners)
+    if len(owners) != len(saved) and not headless_extra:
         longer = owners if len(owners) > len(saved) else saved
         first = longer[min(len(owners), len(saved))]
         first_name = first.name if len(owners) > len(saved) else first[0]
@@ -140,6 +229,10 @@ def load_legacy_h5(model, path, include_top=True):
             f"{len(saved)}; the first unmatched one is {first_name!r} in the "
             f"{'model' if len(owners) > len(saved) else 'file'}."
         )
+    for layer, (saved_name, values) in zip(owners, saved):
+        for variable, value in zip(_legacy_weights(layer), values):
+            check_values(f"{saved_name}/{variable.path.rsplit('/', 1)[-1]}", variable.path,
+                         value, path)
     for layer, (_, values) in zip(owners, saved):
         for variable, value in zip(_legacy_weights(layer), values):
             variable.assign(value)
@@ -156,7 +249,7 @@ def read_state_dict(path):
         from safetensors.numpy import load_file
 
         try:
-            return load_file(path)
+            return _without_module_prefix(load_file(path))
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(
                 f"{path!r} is not a readable safetensors checkpoint ({error}); "
@@ -186,11 +279,19 @@ def read_state_dict(path):
         raise ValueError(f"{path!r} does not hold a state dict (a name -> tensor map).")
     result = {}
     for name, tensor in state.items():
-        if name.startswith("module."):
-            name = name[len("module.") :]
         if hasattr(tensor, "detach"):
-            result[name] = tensor.detach().float().cpu().numpy()
-    return result
+            tensor = tensor.detach().cpu()
+            floating = tensor.is_floating_point()
+            result[name] = (tensor.float() if floating else tensor).numpy()
+    return _without_module_prefix(result)
+
+
+def _without_module_prefix(state):
+    """A state dict saved from ``DataParallel`` / DDP names its tensors
+    ``module.*``: the prefix is dropped (as PyTorch users do)."""
+    if state and all(name.startswith("module.") for name in state):
+        return {name[len("module."):]: value for name, value in state.items()}
+    return state
 
 
 def _convert(layer, kind, source):
@@ -297,6 +398,7 @@ def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=())
                     f"{variable.path!r}: it is not a checkpoint of "
                     f"{model.name} (or of this configuration of it)."
                 )
+            check_values(source_name, kind, tensors[source_name], path)
             value = _convert(owner, kind, tensors[source_name])
             if tuple(value.shape) != tuple(variable.shape):
                 raise ValueError(
@@ -344,6 +446,8 @@ def load_file(model, path, *, layer_maps, include_top=True, fmt=None):
     the catalog entry's) convert foreign layouts."""
     from kerasnets.weights.config import SCHEMES as FORMAT_SCHEMES
 
+    path = os.path.expanduser(os.fspath(path))
+    check_file(path)
     fmt = fmt or file_format(path)
     if fmt == "keras":
         load_keras_weights(model, path)

@@ -10,7 +10,7 @@ import keras
 from kerasnets import registry
 from kerasnets import weights as weights_lib
 from kerasnets.models import common
-from kerasnets.weights import config
+from kerasnets.weights import config, loading
 from tests.parity import require
 
 
@@ -214,8 +214,12 @@ def test_legacy_h5_round_trip_and_mismatch(tmp_path):
     np.testing.assert_allclose(loaded(x), source(x), rtol=1e-6)
     with pytest.raises(ValueError, match="'stem_conv' expects weights of shapes"):
         tiny_builder(weights=path, width=4)
+    # Without the top, the file's classifier (its last layer) is skipped.
+    headless = tiny_builder(weights=path, include_top=False)
+    assert len(headless.weights) == len(source.weights) - 2
     with pytest.raises(ValueError, match="first unmatched one is 'predictions'"):
-        tiny_builder(weights=path, include_top=False)
+        bigger = tiny_builder(include_top=False)
+        loading.load_legacy_h5(bigger, path, include_top=True)
 
 
 def test_keras_weights_file(tmp_path):
