@@ -62,7 +62,8 @@ class Preprocessing:
         if self.mean != (0.0, 0.0, 0.0):
             images = images - np.asarray(self.mean, "float32")
         if self.std != (1.0, 1.0, 1.0):
-            images = images * (1.0 / np.asarray(self.std, "float32"))
+            # 1/std rounded once to float32, as ImageNormalization does.
+            images = images * np.asarray(1.0 / np.asarray(self.std, "float64"), "float32")
         return images
 
     @property

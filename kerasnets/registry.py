@@ -64,6 +64,10 @@ class ModelEntry:
             models with no pretrained configuration, or loaded from a file.
         doc: the builder's own docstring (before the generated figures are
             appended to ``builder.__doc__``).
+        references: the reference implementation of each checkpoint layout
+            where no pretrained configuration names one, by scheme: a
+            function ``options -> "library:name"`` or None (IGCV3's pytorchcv
+            models, one per width); used by conversion's parity check.
     """
 
     name: str
@@ -78,6 +82,7 @@ class ModelEntry:
     std: Optional[Tuple[float, float, float]] = None
     bgr: bool = False
     doc: str = dataclasses.field(default="", repr=False)
+    references: Mapping[str, Callable] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def defaults(self):
@@ -101,7 +106,7 @@ _MODELS = {}  # name -> ModelEntry, in registration order
 
 
 def family(name, *, default_size=224, min_size=32, layer_maps=None, mean=None, std=None,
-           bgr=False):
+           bgr=False, references=None):
     """A decorator registering the builders of family ``name``.
 
     ``@register`` registers a named network, ``@register(generic=True)`` a
@@ -109,7 +114,8 @@ def family(name, *, default_size=224, min_size=32, layer_maps=None, mean=None, s
     one builder (``@register(default_size=299)``).
     """
     defaults = dict(family=name, default_size=default_size, min_size=min_size,
-                    layer_maps=dict(layer_maps or {}), mean=mean, std=std, bgr=bgr)
+                    layer_maps=dict(layer_maps or {}), mean=mean, std=std, bgr=bgr,
+                    references=dict(references or {}))
 
     def register(builder=None, **overrides):
         if builder is None:

@@ -119,7 +119,7 @@ def test_cli_benchmark_errors(capsys):
     ):
         code = cli.main(["benchmark", *argv])
         _, err = capsys.readouterr()
-        assert code == 1
+        assert code == 2  # usage errors
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("kerasnets: error: "), err
         assert needle in lines[0]

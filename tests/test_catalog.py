@@ -60,8 +60,12 @@ def test_create_model_is_case_insensitive_and_suggests():
     model = kerasnets.create_model("mobilenetv3small", weights=None, input_shape=(32, 32, 3),
                                    classes=7)
     assert model.output_shape == (None, 7)
-    with pytest.raises(ValueError, match="did you mean DPN92"):
+    with pytest.raises(ValueError, match="did you mean .*DPN92"):
         kerasnets.create_model("DPN93")
+    with pytest.raises(ValueError, match="has no argument 'alpah'; did you mean 'alpha'"):
+        kerasnets.create_model("MobileNet", alpah=0.5)
+    with pytest.raises(ValueError, match="alpha takes a number; received 'half'"):
+        kerasnets.create_model("MobileNet", alpha="half")
     with pytest.raises(AttributeError):
         kerasnets.dpn92  # attributes keep their exact spelling  # noqa: B018
 

@@ -115,7 +115,7 @@ def test_info(capsys):
     code, out, _ = run(capsys, "info", "DPN92")
     assert "Figures (generated): 37,668,392 trainable parameters" in out or \
         "37,668,392 trainable" in out
-    one_line_error(*run(capsys, "info", "DPN93")[::2], "did you mean DPN92", status=2)
+    one_line_error(*run(capsys, "info", "DPN93")[::2], "did you mean", "DPN92", status=2)
 
 
 def test_predict_matches_the_library(capsys, images, weights_file):
@@ -155,7 +155,7 @@ def test_predict_errors_are_one_line(capsys, images, weights_file, tmp_path, mon
     monkeypatch.setattr(keras.utils, "get_file", offline)
     cfg = kerasnets.weights.pretrained_cfg("MobileNetV3Small")
     one_line_error(*run(capsys, "predict", images[0], "--model", "MobileNetV3Small")[::2],
-                   cfg.url, "place it at", "weights=")
+                   cfg.url, "place it at", "--weights PATH")
 
 
 def test_command_line_exit_status_without_traceback(tmp_path):
@@ -174,8 +174,8 @@ def test_command_line_exit_status_without_traceback(tmp_path):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines() == [
-        "kerasnets: error: Unknown model 'NoSuchNet' (`kerasnets list` shows them all)."]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kerasnets: error: Unknown model 'NoSuchNet'")
     # No TensorFlow banner before the one-line error of a command that loads it.
     assert len(result.stderr.strip().splitlines()) == 1
 

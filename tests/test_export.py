@@ -131,7 +131,7 @@ def test_int8_mobilenet_v2_calibrated_on_an_image_folder(tmp_path):
     assert report.rtol is None and report.min_agreement == export.DEFAULT_MIN_AGREEMENT
     # Weights stored as int8: about a quarter of the float32 parameters.
     assert report.file_size < 0.4 * 4 * model.count_params()
-    interpreter = export._tflite_interpreter(str(path))
+    interpreter = export.checks._tflite_interpreter(str(path))
     dtypes = {d["dtype"] for d in interpreter.get_tensor_details()}
     assert np.int8 in dtypes
     assert interpreter.get_input_details()[0]["dtype"] == np.float32
@@ -277,7 +277,7 @@ def test_failed_check_leaves_nothing_and_keeps_the_old_file(tmp_path, tiny_model
     def broken(path, format=None):
         return lambda x: np.zeros((len(x), 5), np.float32)
 
-    monkeypatch.setattr(export, "load_exported", broken)
+    monkeypatch.setattr(export.exporter, "load_exported", broken)
     with pytest.raises(export.ExportError, match="does not match Keras"):
         export.export_model(tiny_model, path)
     assert path.read_bytes() == b"previous export"
@@ -321,7 +321,7 @@ def test_compare_measures_softmax_outputs_as_log_probabilities():
     assert 1e-4 < numbers["relative_diff"] < 2e-3
     assert numbers["agreement"] == 1.0
     flat = export.compare(np.ones((4, 3)), np.ones((4, 3)) + 1e-6)  # input-independent
-    assert flat["scale"] == pytest.approx(export.SCALE_FLOOR)
+    assert flat["scale"] == pytest.approx(export.checks.SCALE_FLOOR)
     with pytest.raises(export.ExportError, match="shape"):
         export.compare(np.ones((4, 3)), np.ones((4, 2)))
 

@@ -16,7 +16,7 @@ import pytest
 
 import kerasnets
 from kerasnets import cli, data, training
-from kerasnets.weights import cache, loading
+from kerasnets.weights import loading
 from tests.imagefolders import make_image_folder
 from tests.train_worker import MODEL, MODEL_KWARGS
 from tests.weights.test_cache import serve
@@ -257,16 +257,22 @@ def test_no_validation_split_is_said_once(colours, tmp_path, capsys):
     (["--lr", "-1"], "lr must be a positive number"),
     (["--lr", "0"], "lr must be a positive number"),
     (["--epochs", "0"], "epochs must be an integer of at least 1"),
-    (["--model-arg", "growth_rate=abc"], "growth_rate takes a number; received 'abc'"),
-    (["--model-arg", "growth_rte=4"], "did you mean 'growth_rate'"),
-    (["--model-arg", "depth"], "expected NAME=VALUE"),
+    (["--model-arg", "alpha=abc"], "alpha takes a number; received 'abc'"),
+    (["--model-arg", "alpah=0.5"], "did you mean 'alpha'"),
+    (["--model-arg", "alpha"], "expected NAME=VALUE"),
 ])
 def test_train_argument_checks_are_usage_errors(colours, tmp_path, capsys, argv, needle):
     output = tmp_path / "run"
-    code, _, err = run_cli(capsys, "train", "--model", MODEL, "--dataset", colours,
+    code, _, err = run_cli(capsys, "train", "--model", "MobileNet", "--dataset", colours,
                            "--output", output, *argv)
     assert code == 2 and needle in one_line(err)
     assert not output.exists()
+
+
+def test_generic_builders_need_their_arguments(colours, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--model", "densenetcifar", "--dataset", colours,
+                           "--output", tmp_path / "run")
+    assert code == 2 and "DenseNetCIFAR is a generic builder" in one_line(err)
 
 
 # ------------------------------------------------------------- weight files

@@ -130,7 +130,9 @@ def build_index(previous, measure_names=()):
     pretrained = []
     for cfg in weights_lib.pretrained_cfgs():
         record = cfg.to_dict()
-        record["default"] = cfg is weights_lib.pretrained_cfg(cfg.model, strict=False)
+        # The configuration weights="imagenet" loads with the builder's defaults.
+        record["default"] = cfg is weights_lib.pretrained_cfg(cfg.model, options={},
+                                                              strict=False)
         pretrained.append(record)
     return {"models": dict(sorted(models.items())), "pretrained": pretrained,
             "configurations": configurations(previous, measure_names)}

@@ -39,10 +39,36 @@ def named_model(name):
     return canonical
 
 
+def assignments(items, what, scoped=False):
+    """NAME=VALUE options (``kerasnets.text.parse_assignments``); a malformed
+    one is a usage error."""
+    try:
+        return parse_assignments(items, what=what, scoped=scoped)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def at_least(value, minimum, option):
+    """A usage error unless ``value`` (an option's) is at least ``minimum``."""
+    if value is not None and value < minimum:
+        raise UsageError(f"{option} must be at least {minimum}; received {value}")
+
+
+def model_with_args(name, items):
+    """(catalog name, checked ``--model-arg`` values): a generic builder needs
+    its arguments."""
+    canonical = model_name(name)
+    kwargs = model_args(items, canonical)
+    if (registry.indexed(canonical) or {}).get("generic") and not kwargs:
+        raise UsageError(f"{canonical} is a generic builder; name a variant (see "
+                         "`kerasnets list`) or pass its arguments with --model-arg")
+    return canonical, kwargs
+
+
 def model_args(items, name=None):
     """``--model-arg`` values, checked against the builder of ``name`` (a
     word where a number belongs, an unknown argument: usage errors)."""
-    kwargs = parse_assignments(items, what="--model-arg")
+    kwargs = assignments(items, "--model-arg")
     if name is not None and kwargs:
         load_tensorflow()  # the builder's module imports Keras
         try:

@@ -65,12 +65,11 @@ def cmd_predict(args):
         raise common.UsageError("--top must be at least 1")
     weights = common.weights_arg(args.weights)
     keras_file = weights is not None and weights.lower().endswith(".keras")
-    name = None
+    name, kwargs = None, common.model_args(args.model_arg)
     if args.model is not None:
-        name = common.named_model(args.model)
+        name, kwargs = common.model_with_args(args.model, args.model_arg)
     elif not keras_file:
         raise common.UsageError("--model is required unless --weights is a .keras model file")
-    kwargs = common.model_args(args.model_arg, name)
     if keras_file and kwargs:
         raise common.UsageError("--model-arg builds a model; a .keras file is built already")
     common.load_tensorflow()
@@ -127,10 +126,10 @@ def train_config(args):
     """The ``TrainConfig`` of ``kerasnets train``'s arguments."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}
-    values["model"] = common.named_model(args.model)
+    values["model"], values["model_kwargs"] = common.model_with_args(args.model,
+                                                                     args.model_arg)
     values["weights"] = common.weights_arg(args.weights)
     values["val_split"] = None if args.val_split.lower() == "none" else args.val_split
-    values["model_kwargs"] = common.model_args(args.model_arg, values["model"])
     values["skip_unreadable"] = args.skip_bad_images
     try:
         return TrainConfig(**values)
@@ -159,9 +158,8 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    name = common.named_model(args.model)
+    name, kwargs = common.model_with_args(args.model, args.model_arg)
     weights = common.weights_arg(args.weights)
-    kwargs = common.model_args(args.model_arg, name)
     common.load_tensorflow()
     from kerasnets import training
 
@@ -247,7 +245,11 @@ def _family(text):
 def cmd_tune(args):
     families = [_family(f) for f in args.families] if args.families else _family(args.family)
     backbone = common.named_model(args.backbone) if args.backbone else None
-    fixed = common.parse_assignments(args.fix, what="--fix", scoped=True)
+    fixed = common.assignments(args.fix, "--fix", scoped=True)
+    for option, value, minimum in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1),
+                                   ("--image-size", args.image_size, 1),
+                                   ("--max-trials", args.max_trials, 1)):
+        common.at_least(value, minimum, option)
     common.load_tensorflow()
     from kerasnets import tuner
 

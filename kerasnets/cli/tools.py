@@ -22,8 +22,9 @@ def add_parsers(sub):
 
 
 def cmd_convert(args):
-    name = common.named_model(args.model)  # unknown names fail before anything is read
-    options = common.model_args(args.model_arg, name)
+    # Unknown names and arguments fail before anything is read.
+    name, options = common.model_with_args(args.model, args.model_arg)
+    common.at_least(args.images, 2, "--images")
     if args.input_size is not None:
         if "input_shape" in options:
             raise common.UsageError(
@@ -151,14 +152,11 @@ def _add_export_parser(sub):
 
 
 def cmd_benchmark(args):
-    name = common.model_name(args.model)
-    kwargs = common.model_args(args.model_arg, name)
-    from kerasnets import registry
-
-    record = registry.indexed(name) or {}
-    if record.get("generic") and not kwargs:
-        raise common.UsageError(f"{name} is a generic builder; name a variant "
-                                "(see `kerasnets list`) or pass its arguments with --model-arg")
+    for option, value, minimum in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
+                                   ("--batch-size", args.batch_size, 1),
+                                   ("--image-size", args.image_size, 1)):
+        common.at_least(value, minimum, option)
+    name, kwargs = common.model_with_args(args.model, args.model_arg)
     common.load_tensorflow()
     from rich.table import Table
 

@@ -344,13 +344,20 @@ class _TorchReference:
 def _torch_reference(builder, options, source_format="safetensors"):
     import importlib.util
 
+    from kerasnets import registry
+
     cfg = reference_cfg(builder, source_format, options)
-    if cfg is None or cfg.reference.split(":", 1)[0] not in ("timm", "pytorchcv"):
+    if cfg is not None:
+        reference, selecting = cfg.reference, list(cfg.options)
+    else:  # no published file of this layout: the catalog entry's reference
+        find = registry.get(builder).references.get("torch")
+        reference, selecting = (find(options) if find else None), list(options)
+    if not reference or reference.split(":", 1)[0] not in ("timm", "pytorchcv"):
         return None, _no_reference(builder, options, source_format)
-    library, name = cfg.reference.split(":", 1)
+    library, name = reference.split(":", 1)
     # Options that select the file are the reference itself; timm's DPNs
     # take test_time_pool.
-    allowed = list(cfg.options) + (["test_time_pool"] if library == "timm" else [])
+    allowed = selecting + (["test_time_pool"] if library == "timm" else [])
     reason = _unsupported(options, allowed, f"{library} {name}")
     if reason:
         return None, reason

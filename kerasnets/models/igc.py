@@ -378,7 +378,7 @@ def IGCV1(
     _check_groups(model_name, widths, primary_groups)
     img_input = image_input(input_tensor, input_shape, default_size=224,
                             min_size=MIN_SIZE, include_top=include_top,
-                            weights=weights)
+                            weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
     x = stem(x, stem_filters)
@@ -580,7 +580,7 @@ def IGCV1CIFAR(
     widths = (width, 2 * width, 4 * width)
     _check_groups(model_name, widths, (L, L, L))
     img_input = image_input(input_tensor, input_shape, default_size=32, min_size=8,
-                            include_top=include_top, weights=weights)
+                            include_top=include_top, weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
     momentum = BN_MOMENTUM if residual else 0.99
@@ -693,11 +693,6 @@ def igcv2_block(x, filters, group_size, name, strides=1, convs=None):
 
 @register(layer_maps={})  # reads Keras weights only: no foreign checkpoints exist
 def IGCV2(
-    alpha=1.0,
-    group_size=4,
-    units=IGCV2_UNITS,
-    stem_filters=32,
-    group_convs=2,
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -707,6 +702,11 @@ def IGCV2(
     classifier_activation="softmax",
     name=None,
     *,
+    alpha=1.0,
+    group_size=4,
+    units=IGCV2_UNITS,
+    stem_filters=32,
+    group_convs=2,
     include_preprocessing=False,
 ):
     """Instantiates an IGCV2 ImageNet network (Xie et al., "IGCV2:
@@ -756,7 +756,7 @@ def IGCV2(
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
-                            include_top=include_top, weights=weights)
+                            include_top=include_top, weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
     x = conv_bn(x, int(stem_filters * alpha), 3, "stem", strides=2)

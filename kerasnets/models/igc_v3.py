@@ -213,8 +213,18 @@ def pytorchcv_layer_map(model):
     return mapping, ("output",)
 
 
+# pytorchcv's IGCV3 models, the reference of pytorchcv-layout checkpoints.
+PYTORCHCV_MODELS = {1.0: "igcv3_w1", 0.75: "igcv3_w3d4", 0.5: "igcv3_wd2", 0.25: "igcv3_wd4"}
+
+
+def pytorchcv_reference(options):
+    name = PYTORCHCV_MODELS.get(float(options.get("alpha", 1.0)))
+    return f"pytorchcv:{name}" if name else None
+
+
 register = registry.family("igc_v3", min_size=32,
                            layer_maps={"mxnet": mxnet_layer_map, "torch": pytorchcv_layer_map},
+                           references={"torch": pytorchcv_reference},
                            mean=IGCV3_MEAN, std=IGCV3_STD)
 
 # ---------------------------------------------------------------- builder
@@ -279,7 +289,7 @@ def IGCV3(
     if alpha <= 0:
         raise ValueError(f"IGCV3: alpha must be positive; received alpha={alpha}.")
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
-                            include_top=include_top, weights=weights)
+                            include_top=include_top, weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing, options=options)
     x = conv_bn(x, even_width(FIRST_FILTERS, alpha), 3, "first_3x3_conv",

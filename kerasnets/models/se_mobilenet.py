@@ -40,18 +40,18 @@ register = registry.family("senet", default_size=DEFAULT_SIZE, min_size=MIN_SIZE
 
 @register
 def SEMobileNet(
-    input_shape=None,
-    alpha=1.0,
-    depth_multiplier=1,
-    dropout=1e-3,
     include_top=True,
     weights=None,
     input_tensor=None,
+    input_shape=None,
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
     name=None,
     *,
+    alpha=1.0,
+    depth_multiplier=1,
+    dropout=1e-3,
     se_ratio=SE_RATIO,
     include_preprocessing=False,
 ):
@@ -66,12 +66,14 @@ def SEMobileNet(
     74.7 vs 71.6 for its MobileNet baseline. No weights are published.
 
     Args:
-        input_shape, alpha, depth_multiplier, dropout, include_top, weights,
-            input_tensor, pooling, classes, classifier_activation: as in
-            keras.applications.MobileNet (``alpha``: 1.0, 0.75, 0.5, 0.25,
-            or any positive value; default input 224x224, at least 32x32).
-            ``weights``: None or a Keras weights file.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in keras.applications (default input
+            224x224, at least 32x32). ``weights``: None or a Keras weights
+            file.
         name: the model's name (default ``se_mobilenet_{alpha:.2f}``).
+        alpha, depth_multiplier, dropout: keyword-only, as in
+            keras.applications.MobileNet (``alpha``: 1.0, 0.75, 0.5, 0.25, or
+            any positive value).
         se_ratio: SE reduction ratio (16), or None (keras' MobileNet).
         include_preprocessing: bake the normalisation into the model (raw
             RGB 0-255 in; ImageNet mean/std, as ``preprocess_input``).

@@ -201,7 +201,7 @@ class TrainConfig:
     def settings(self):
         """The JSON-able settings (``config.json``'s ``settings``): what decides
         the run's result; ``output`` and the strategy object are left out."""
-        values = dataclasses.asdict(self)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         values["model"] = self.model_name
         values.pop("output")
         if not isinstance(self.strategy, str):

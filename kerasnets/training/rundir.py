@@ -80,6 +80,26 @@ def completed_epochs(output):
         return 0
 
 
+def trim_history(output, epochs):
+    """Keeps the first ``epochs`` epochs of history.csv (a resume from an
+    older state redoes the others; they are logged again)."""
+    import csv
+
+    path = os.path.join(output, HISTORY_FILE)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f))
+    except OSError:
+        return
+    if not rows:
+        return
+    kept = [rows[0]] + [row for row in rows[1:] if row and int(row[0]) < epochs]
+    temporary = partial_path(path)
+    with open(temporary, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows(kept)
+    os.replace(temporary, path)
+
+
 def plan(output, settings, overwrite=False):
     """What ``train`` does in ``output``: ``(action, previous config)`` with
     action "new", "resume", "continue" or "complete". Raises ``RunConflict``
@@ -169,6 +189,11 @@ def check_backup(output):
         os.replace(previous, latest)
         if os.path.exists(metadata + ".bkp"):
             os.replace(metadata + ".bkp", metadata)
+        try:
+            with open(metadata, encoding="utf-8") as f:
+                trim_history(output, json.load(f)["epoch"])  # epochs it will redo
+        except (OSError, ValueError, KeyError):
+            pass
         warn(f"the backup {latest} is damaged (moved to .damaged); resuming from the "
              "previous backup")
         return None

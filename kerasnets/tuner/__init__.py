@@ -87,6 +87,10 @@ All of them run the same command, with three environment variables:
 
 from kerasnets.tuner.hypermodels import (  # noqa: F401
     DEFAULT_BACKBONES,
+    FINETUNE_LR,
+    FREEZE_DEPTHS,
+    HEAD_DROPOUTS,
+    SCRATCH_LR,
     FAMILIES,
     HYPERMODELS,
     OPTIMIZERS,

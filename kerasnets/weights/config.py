@@ -175,8 +175,9 @@ def pretrained_cfg(model, tag=DEFAULT_TAG, *, options=None, input_size=None, str
     """The ``PretrainedCfg`` of ``model`` and ``tag`` ("imagenet": the default).
 
     Where a tag has one file per configuration, ``options`` (the builder's
-    arguments, e.g. ``{"alpha": 0.5}``) and ``input_size`` pick it; without
-    them the first registered (the builder's defaults) is returned.
+    arguments, e.g. ``{"alpha": 0.5}``; the others at their defaults) and
+    ``input_size`` pick it; without them the first registered (the
+    builder's defaults) is returned.
 
     Raises ``ValueError`` for an unknown tag, or, with ``strict``, a
     configuration that has no file under the tag (``strict=False`` returns
@@ -188,6 +189,8 @@ def pretrained_cfg(model, tag=DEFAULT_TAG, *, options=None, input_size=None, str
     _ensure_registered(model)
     check_tag(model, tag)
     candidates = pretrained_cfgs(model, tag)
+    if options is not None:  # arguments not given take the builder's defaults
+        options = dict(_builder_defaults(model), **options)
     for cfg in candidates:
         if cfg.matches(options, input_size):
             return cfg
@@ -216,6 +219,15 @@ def check_tag(model, tag):
             f"Unknown weights {tag!r} for {model}: expected None, a path to a weights "
             f"file, or a pretrained tag ({describe_tags(model)})."
         )
+
+
+def _builder_defaults(model):
+    from kerasnets import registry
+
+    try:
+        return registry.get(model).defaults
+    except ValueError:  # configurations of a model the catalog does not know
+        return {}
 
 
 def _ensure_registered(model):

@@ -33,9 +33,10 @@ from tests.parity import (
 
 # float32 gradients of the two forms differ by summation order only: measured
 # max |difference| / max |gradient| per variable up to 3e-4 (DPN68, the stem
-# BN at the end of the backward pass; median 1e-6). In float64 the same
+# BN at the end of the backward pass; median 1e-6) on one CPU, 2.1e-3 on an
+# AVX-512 one (oneDNN sums in another order there). In float64 the same
 # comparison gives 1e-12, so the float64 tests below are the exact ones.
-F32_GRAD_TOL = 2e-3
+F32_GRAD_TOL = 5e-3
 F64_GRAD_TOL = 1e-9
 
 

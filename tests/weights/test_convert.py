@@ -136,7 +136,7 @@ def test_cli_process_timm_safetensors_to_keras_model(dpn68, tmp_path):
     model = keras.saving.load_model(output, safe_mode=True)  # no Lambda layers
     images = random_images(2, DPN68_SIZE, seed=8)
     np.testing.assert_allclose(run(model, images).sum(axis=1), 1.0, rtol=1e-5)  # softmax
-    logits = convert._keras_outputs(model, images, True)  # the softmax set aside
+    logits = convert_parity._keras_outputs(model, images, True)  # the softmax set aside
     assert_logits_close(logits, torch_logits(reference, images), tol=1e-3)
 
 
