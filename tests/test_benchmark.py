@@ -125,6 +125,7 @@ def test_cli_benchmark_errors(capsys):
         assert needle in lines[0]
 
 
+@pytest.mark.heavy
 def test_cli_benchmark_json_on_jax():
     """`kerasnets benchmark` on Keras' JAX backend (the GPU check's path when
     TensorFlow has no GPU): it runs, without TensorFlow, and says which
@@ -194,6 +195,7 @@ def test_bench_vs_timm_covers_every_family(timm):
     assert args.models == tool.DEFAULT_MODELS
 
 
+@pytest.mark.heavy
 def test_bench_vs_timm_quick(timm):
     done = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "bench_vs_timm.py"), "--quick",

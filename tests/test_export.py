@@ -61,6 +61,7 @@ def tiny_model():
 # ------------------------------------------------------------- round trips
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("builder", ROUND_TRIP)
 def test_litert_and_onnx_round_trips(builder, tmp_path):
     images = sample(builder)
@@ -105,6 +106,7 @@ def test_savedmodel_round_trip_and_replace(tmp_path):
     assert not (path / "stale.txt").exists() and leftovers(tmp_path) == []
 
 
+@pytest.mark.heavy
 def test_int8_mobilenet_v2_calibrated_on_an_image_folder(tmp_path):
     """A random backbone with a classifier fitted to four colour classes:
     the int8 model must classify the calibration images as Keras does."""
@@ -157,6 +159,7 @@ def test_stock_grouped_conv2d_and_mixed_precision_are_rewritten(tmp_path):
     assert type(model.get_layer("grouped")) is keras.layers.Conv2D  # not modified
 
 
+@pytest.mark.heavy
 def test_export_with_the_custom_gradient_path(tmp_path):
     """Without oneDNN on a CPU, GroupConv2D wraps its convolution in
     tf.custom_gradient; the exports must still hold plain convolutions."""

@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.heavy  # every notebook top to bottom: minutes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK_DIR = os.path.join(ROOT, "notebooks")
 NOTEBOOKS = sorted(glob.glob(os.path.join(NOTEBOOK_DIR, "*.ipynb")))

@@ -63,6 +63,7 @@ def free_port():
 # ------------------------------------------------------------ distributed
 
 
+@pytest.mark.heavy
 def test_mirrored_over_two_cpus_equals_one_device(colours, tmp_path):
     result = str(tmp_path / "weights.npz")
     run_worker("mirrored", colours, result)
@@ -78,6 +79,7 @@ def test_mirrored_over_two_cpus_equals_one_device(colours, tmp_path):
     assert losses["unsynced_diff"] > 100 * diff
 
 
+@pytest.mark.heavy
 def test_multiworker_two_processes_end_with_identical_weights(colours, tmp_path):
     output = str(tmp_path / "run")
     cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
@@ -124,6 +126,7 @@ def test_multiworker_two_processes_end_with_identical_weights(colours, tmp_path)
     assert outputs[1]["write_dir"] != output and not os.path.exists(outputs[1]["write_dir"])
 
 
+@pytest.mark.heavy
 def test_run_killed_mid_epoch_resumes_from_its_backup(colours, tmp_path):
     output = str(tmp_path / "run")
     killed = run_worker("resume", colours, output, str(tmp_path / "a.npz"),
@@ -148,6 +151,7 @@ def test_run_killed_mid_epoch_resumes_from_its_backup(colours, tmp_path):
 # --------------------------------------------------------------- recipe
 
 
+@pytest.mark.heavy
 def test_fine_tuning_reaches_high_accuracy(colours, tmp_path):
     """From a weights file, a new 4-class head, on a held-out split."""
     import kerasnets

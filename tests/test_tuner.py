@@ -64,6 +64,7 @@ def sample_batch(size, n=4):
 # ------------------------------------------------------------ end to end
 
 
+@pytest.mark.heavy
 def test_random_search_fine_tunes_and_saves_the_best_model(colours, tmp_path):
     """A two-trial RandomSearch of a fine-tuning (a hypermodel instance), in
     mixed precision (bfloat16 on the CPU)."""
@@ -111,6 +112,7 @@ def test_random_search_fine_tunes_and_saves_the_best_model(colours, tmp_path):
     assert "head_dropout" in text
 
 
+@pytest.mark.heavy
 def test_small_hyperband_continues_the_best_trials(colours, tmp_path):
     result = tuner.search("igc", colours, directory=str(tmp_path), project_name="hb",
                           tuner="hyperband", epochs=2, hyperband_factor=2, max_trials=3,
@@ -138,6 +140,7 @@ class Interrupt(keras.callbacks.Callback):
         raise KeyboardInterrupt
 
 
+@pytest.mark.heavy
 def test_interrupted_search_resumes_and_only_runs_new_trials(colours, tmp_path):
     common = dict(directory=str(tmp_path), project_name="resume", epochs=1, image_size=16,
                   batch_size=8, steps_per_epoch=2, fixed=TINY_IGC, seed=0, verbose=0)
@@ -423,6 +426,7 @@ def test_parse_fixed():
 # ------------------------------------------------------------------- CLI
 
 
+@pytest.mark.heavy
 def test_cli_tune_end_to_end(colours, tmp_path, capsys):
     args = ["tune", "--dataset", colours, "--tuner", "bayesian", "--max-trials", "2",
             "--augment", "--strategy", "cpu", "--directory", str(tmp_path),
@@ -483,6 +487,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.heavy
 def test_distributed_chief_and_two_workers_on_loopback(colours, tmp_path):
     """keras-tuner's chief/worker mode: one oracle, two processes training."""
     port = str(free_port())

@@ -155,6 +155,7 @@ def test_generic_densenet_notop_matches_keras_applications(tmp_path):
         ),
     ],
 )
+@pytest.mark.heavy
 def test_densenet169_201_match_keras_applications(tmp_path, ours, theirs, counts):
     images = random_images(4, 64, seed=2)
     reference = keras_reference(theirs, images, input_shape=(64, 64, 3))
@@ -233,6 +234,7 @@ def test_densenet121_matches_timm(timm1, tmp_path, densenet169, monkeypatch):
             densenet169, path, layer_maps=kerasnets.registry.get("DenseNet169").layer_maps)
 
 
+@pytest.mark.heavy
 def test_densenet161_matches_timm_pth(timm1, tmp_path):
     reference = _timm_reference(timm1, "densenet161")
     path = save_state_dict(reference, tmp_path / "densenet161.pth")

@@ -36,13 +36,13 @@ def test_parameter_counts(builder):
 
 
 # timm name, checkpoint format, sizes checked
-PARITY = [
+PARITY = [  # the deep ones in the heavy tier (pytest -m heavy)
     ("dpn68", ".safetensors", (224, 97)),
     ("dpn68b", ".pth", (224, 97)),
-    ("dpn92", ".safetensors", (224, 97)),
-    ("dpn98", ".pth", (224, 65)),
-    ("dpn107", ".safetensors", (224, 65)),
-    ("dpn131", ".safetensors", (224, 65)),
+    pytest.param("dpn92", ".safetensors", (224, 97), marks=pytest.mark.heavy),
+    pytest.param("dpn98", ".pth", (224, 65), marks=pytest.mark.heavy),
+    pytest.param("dpn107", ".safetensors", (224, 65), marks=pytest.mark.heavy),
+    pytest.param("dpn131", ".safetensors", (224, 65), marks=pytest.mark.heavy),
 ]
 
 
@@ -65,6 +65,7 @@ def test_timm_parity(timm, tmp_path, timm_name, suffix, sizes):
     assert headless.output_shape == (None, reference.num_features)
 
 
+@pytest.mark.heavy
 def test_test_time_pool_matches_timm(timm, tmp_path):
     from timm.layers import apply_test_time_pool
 

@@ -329,6 +329,7 @@ def fit_one_step(model, x, y):
     return history.history["loss"][0]
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("builder", [small_densenet, small_dpn_b],
                          ids=lambda b: b.__name__)
 def test_fit_step_moving_statistics_and_keras_round_trip(builder, tmp_path):
@@ -379,6 +380,7 @@ def test_dpn_b_weight_files_across_modes(tmp_path):
         np.testing.assert_array_equal(run(target, x), expected)
 
 
+@pytest.mark.heavy
 def test_mixed_precision():
     """mixed_float16: the affine stays float32, outputs and one fit step as
     the default model's. (DenseNet: GroupConv2D, in DPN, has no float16

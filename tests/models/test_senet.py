@@ -180,6 +180,7 @@ def test_seresnext50_matches_timm_pth(timm1, tmp_path, float64):
     assert (conv.groups, conv.filters, conv.strides) == (32, 256, (2, 2))
 
 
+@pytest.mark.heavy
 def test_senet154_matches_timm(timm1, tmp_path, float64):
     reference = calibrated_timm(timm1, "legacy_senet154", 64)
     path = save_state_dict(reference, tmp_path / "senet154.safetensors")
@@ -202,6 +203,7 @@ def test_senet154_matches_timm(timm1, tmp_path, float64):
         ("legacy_seresnext101_32x4d", kerasnets.SEResNeXt101_32x4d, 113),
     ],
 )
+@pytest.mark.heavy
 def test_deep_variants_match_timm(timm1, tmp_path, float64, timm_name, builder, size):
     reference = calibrated_timm(timm1, timm_name, 64)
     path = save_state_dict(reference, tmp_path / f"{timm_name}.safetensors")
@@ -360,6 +362,7 @@ def test_generic_builder_accepts_the_variant_tags():
 # -------------------------------------------------- SE in other networks
 
 
+@pytest.mark.heavy
 def test_se_inception_v3(tmp_path, monkeypatch):
     images = random_images(4, 75)
     keras.backend.clear_session()  # keras' auto names count per session
