@@ -198,8 +198,10 @@ def check_model(model, classes):
     assert not any(isinstance(layer, keras.layers.Lambda) for layer in model.layers)
 
 
-@pytest.mark.parametrize("cls", [tuner.HyperDenseNet, tuner.HyperMobileNet, tuner.HyperSENet,
-                                 tuner.HyperDPN, tuner.HyperIGC])
+@pytest.mark.parametrize("cls", [
+    pytest.param(tuner.HyperDenseNet, marks=pytest.mark.heavy), tuner.HyperMobileNet,
+    pytest.param(tuner.HyperSENet, marks=pytest.mark.heavy),
+    pytest.param(tuner.HyperDPN, marks=pytest.mark.heavy), tuner.HyperIGC])
 def test_hypermodel_builds_with_defaults_and_sampled_values(cls):
     hypermodel = cls(input_shape=(32, 32, 3), classes=3)
     space = keras_tuner.HyperParameters()

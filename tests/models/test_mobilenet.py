@@ -67,14 +67,19 @@ def test_matches_keras_applications(
     print(f"keras.applications parity ratio {ratio:.3g}")
 
 
-def test_top_file_into_headless_model_raises(tmp_path):
+def test_top_file_into_headless_model_skips_the_classifier(tmp_path):
+    """A full .h5 file loads into a headless model: its classifier (the file's
+    last layers) is skipped, as the README promises; another width fails."""
     images = random_images(2, 64)
     reference = keras_reference(
         keras.applications.MobileNet, images, input_shape=(64, 64, 3), alpha=0.25
     )
     path = save_legacy_h5(reference, tmp_path / "top.h5")
-    with pytest.raises(ValueError, match="conv_preds"):
-        kerasnets.MobileNet(weights=path, alpha=0.25, include_top=False)
+    headless = kerasnets.MobileNet(weights=path, alpha=0.25, include_top=False,
+                                   input_shape=(64, 64, 3))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(headless.get_layer("conv_pw_13").kernel),
+        keras.ops.convert_to_numpy(reference.get_layer("conv_pw_13").kernel))
     with pytest.raises(ValueError, match="conv1"):
         kerasnets.MobileNet(weights=path, alpha=0.5, input_shape=(64, 64, 3))
 

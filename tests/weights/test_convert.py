@@ -115,6 +115,7 @@ def test_timm_safetensors_to_weights_h5(dpn68, tmp_path):
     assert_logits_close(run(model, images), torch_logits(reference, images), tol=1e-3)
 
 
+@pytest.mark.heavy
 def test_cli_process_timm_safetensors_to_keras_model(dpn68, tmp_path):
     """`python -m kerasnets convert` as users run it: TensorFlow is imported
     first, so timm runs in a subprocess of its own."""

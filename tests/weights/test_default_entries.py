@@ -190,7 +190,7 @@ def timm_checkpoint(tmp_path, name, filename, size=SIZE):
 
 
 @pytest.mark.parametrize("builder, timm_name, filename", [
-    ("DenseNet161", "densenet161", "model.safetensors"),
+    pytest.param("DenseNet161", "densenet161", "model.safetensors", marks=pytest.mark.heavy),
     ("DPN68", "dpn68", "model.safetensors"),
     # timm's legacy SENet releases: torch pickles of a state dict
     ("SEResNet50", "legacy_seresnet50", "se_resnet50-ce0d4300.pth"),

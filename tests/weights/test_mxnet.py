@@ -258,6 +258,7 @@ def _authors_layer_map(model):
     return mapping
 
 
+@pytest.mark.heavy
 def test_full_imagenet_checkpoint_loads_into_igc_l4m32(tmp_path, monkeypatch):
     reference = kerasnets.IGC_L4M32(weights=None, input_shape=(64, 64, 3),
                                     classifier_activation=None)
@@ -290,6 +291,7 @@ def test_full_imagenet_checkpoint_loads_into_igc_l4m32(tmp_path, monkeypatch):
         keras.ops.convert_to_numpy(reference.get_layer("g4_b2_conv2").secondary.kernel))
 
 
+@pytest.mark.heavy
 def test_igcv3_mxnet_checkpoint(tmp_path):
     """IGCV3 under the released symbol's names (depthwise (C, 1, 3, 3) kernels)."""
     reference = kerasnets.IGCV3(weights=None, input_shape=(64, 64, 3), classifier_activation=None)
