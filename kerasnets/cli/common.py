@@ -131,6 +131,19 @@ def captured_stderr():
             os.close(saved)
 
 
+@contextlib.contextmanager
+def progress(first):
+    """A one-line status on stderr for long steps (a terminal only): yields
+    ``update(text)``."""
+    if not sys.stderr.isatty():
+        yield lambda text: None
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(f"{first}...") as status:
+        yield lambda text: status.update(f"{text}...")
+
+
 def load_tensorflow():
     """Imports TensorFlow and Keras quietly (see ``quiet_libraries``)."""
     if "keras" in sys.modules and "tensorflow" in sys.modules:

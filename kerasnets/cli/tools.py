@@ -45,10 +45,11 @@ def cmd_convert(args):
         common.console().print(table)
 
     try:
-        report = convert.convert(os.path.expanduser(args.source), name, args.output,
-                                 include_top=not args.no_top, parity=not args.no_parity,
-                                 model_kwargs=options, tolerance=args.tolerance,
-                                 images=args.images)
+        with common.progress("converting") as progress:
+            report = convert.convert(os.path.expanduser(args.source), name, args.output,
+                                     include_top=not args.no_top, parity=not args.no_parity,
+                                     model_kwargs=options, tolerance=args.tolerance,
+                                     images=args.images, progress=progress)
     except convert.ParityError as error:
         show(error.report, f"{name}: parity check failed, nothing written")
         raise
@@ -102,14 +103,15 @@ def cmd_export(args):
 
     from kerasnets import export
 
-    report = export.export_model(
-        model, os.path.expanduser(args.output), args.format,
-        weights=None if keras_file else weights, image_size=args.image_size,
-        quantize=args.quantize, calibration=args.calibration,
-        calibration_split=args.calibration_split,
-        calibration_samples=args.calibration_samples, preprocessing=args.preprocessing,
-        min_agreement=args.min_agreement,
-    )
+    with common.progress("exporting") as progress:
+        report = export.export_model(
+            model, os.path.expanduser(args.output), args.format,
+            weights=None if keras_file else weights, image_size=args.image_size,
+            quantize=args.quantize, calibration=args.calibration,
+            calibration_split=args.calibration_split,
+            calibration_samples=args.calibration_samples, preprocessing=args.preprocessing,
+            min_agreement=args.min_agreement, progress=progress,
+        )
     table = Table(title="kerasnets export (checked against the Keras model)")
     table.add_column("")
     table.add_column("")

@@ -91,7 +91,8 @@ def output_kind(output):
 
 
 def convert(source, builder, output, include_top=True, parity=True, *,
-            model_kwargs=None, tolerance=DEFAULT_TOLERANCE, images=DEFAULT_IMAGES):
+            model_kwargs=None, tolerance=DEFAULT_TOLERANCE, images=DEFAULT_IMAGES,
+            progress=None):
     """Converts ``source`` for ``builder`` and saves it to ``output``.
 
     Args:
@@ -105,12 +106,14 @@ def convert(source, builder, output, include_top=True, parity=True, *,
             ``pooling``, ...).
         tolerance: largest accepted max-diff / logit-spread ratio.
         images: number of random images of the parity check.
+        progress: called with a short text at each step.
 
     Returns:
         ``ConvertReport``. Raises ``ValueError`` when the source cannot be
         loaded strictly, ``ParityError`` when the converted model does not
         match the reference; in both cases ``output`` is left untouched.
     """
+    say = progress or (lambda text: None)
     start = time.perf_counter()
     entry = registry.get(builder if isinstance(builder, str)
                          else getattr(builder, "__name__", str(builder)))
@@ -132,6 +135,7 @@ def convert(source, builder, output, include_top=True, parity=True, *,
     from kerasnets import weights as weights_lib
     from kerasnets.weights import loading
 
+    say(f"building {name} with {os.path.basename(source)}")
     if weights_lib.is_path(source):
         if not os.path.isfile(source):
             raise ValueError(f"The source checkpoint {source!r} does not exist.")
@@ -155,6 +159,7 @@ def convert(source, builder, output, include_top=True, parity=True, *,
               "classifier tensors (include_top=False)": len(names) - loaded - bookkeeping}
 
     if parity:
+        say("running the reference implementation (parity check)")
         check = check_parity(model, name, source_path, source_format,
                              include_top=include_top, options=options,
                              tolerance=tolerance, images=images)
@@ -179,6 +184,7 @@ def convert(source, builder, output, include_top=True, parity=True, *,
             "parity=False (--no-parity) to write it anyway.",
             report,
         )
+    say(f"writing {os.path.basename(output)}")
     _save(model, output, suffix)
 
     from kerasnets.weights.cache import file_digest

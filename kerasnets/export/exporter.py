@@ -56,6 +56,7 @@ def export_model(
     rtol=DEFAULT_RTOL,
     min_agreement=DEFAULT_MIN_AGREEMENT,
     opset=None,
+    progress=None,
 ):
     """Exports ``model`` to ``path`` and checks the result against Keras.
 
@@ -90,6 +91,8 @@ def export_model(
         rtol: float exports: limit of ``max_abs_diff`` over the logit scale.
         min_agreement: quantized exports: least top-1 agreement with Keras.
         opset: ONNX opset (default: tf2onnx's).
+        progress: called with a short text at each step (the command line
+            shows it; exports take minutes).
 
     Returns:
         ``ExportReport``.
@@ -126,6 +129,8 @@ def export_model(
         raise ValueError(f"min_agreement must be in [0, 1]; received {min_agreement}.")
     _check_destination(path, format)
 
+    say = progress or (lambda text: None)
+    say("building the model")
     net, builder, weights, known_prep = resolve_model(model, weights, image_size)
     if len(net.inputs) != 1 or len(net.outputs) != 1:
         raise ValueError(f"{net.name} has {len(net.inputs)} inputs and "
@@ -164,6 +169,7 @@ def export_model(
     # The images: calibration (int8: all of them; otherwise the first
     # CHECK_SAMPLES check the export), or synthetic ones for the check.
     if calibration is not None:
+        say(f"reading {calibration_samples} calibration images")
         images = calibration_images(calibration, height, prep, calibration_samples,
                                     calibration_split, batch_size)
         if not isinstance(calibration, str):
@@ -191,6 +197,7 @@ def export_model(
     def keras_outputs(x):
         return keras.ops.convert_to_numpy(reference(x, training=False))
 
+    say("running the Keras model on the check images")
     with _on_cpu():  # float32 throughout: no TensorFloat-32 on GPUs
         expected = _batched(keras_outputs, check_images, batch_size)
         # Keras against itself: a few images one at a time (other kernels,
@@ -230,6 +237,7 @@ def export_model(
     installed = False
     try:
         with _quiet_converters():
+            say(f"converting to {format}" + (f" ({quantize})" if quantize else ""))
             try:
                 target.export(tmp, format=KERAS_FORMATS[format], verbose=False,
                               input_signature=signature, **kwargs)
@@ -238,6 +246,7 @@ def export_model(
                     f"{format} export of {net.name} failed: {type(error).__name__}: "
                     f"{' '.join(str(error).split())[:600]}"
                 ) from error
+            say(f"loading the {format} export back and comparing it with Keras")
             try:
                 run = load_exported(tmp, format)
                 actual = _batched(run, check_images, batch_size)
