@@ -220,21 +220,17 @@ def _check(name, value, *, minimum, optional=False):
 def read_run_config(path):
     """The ``config.json`` of a run, given the run directory or a file in it
     (``model.keras``): a dict whose ``preprocessing`` is a ``Preprocessing``;
-    None where there is none (or another program's).
+    None where there is none (or another program's, or a damaged one).
     """
-    from kerasnets import preprocessing as preprocessing_lib
-
     path = os.fspath(path)
     directory = path if os.path.isdir(path) else os.path.dirname(path)
-    config_path = os.path.join(directory, CONFIG_FILE)
     try:
-        with open(config_path, encoding="utf-8") as f:
-            config = json.load(f)
-        config["preprocessing"] = preprocessing_lib.Preprocessing(**{
-            k: tuple(v) if isinstance(v, list) else v
-            for k, v in config["preprocessing"].items()})
+        config = rundir.read_config(directory)
+        if config is None:
+            return None
+        config["preprocessing"] = rundir_preprocessing(config)
         str(config["model"])
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+    except (ValueError, TypeError, KeyError, AttributeError):
         return None
     return config
 
