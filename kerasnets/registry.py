@@ -323,6 +323,8 @@ def check_kwargs(name, kwargs):
             raise ValueError(f"{entry.name} has no argument {key!r}{hint} (its arguments: "
                              f"{', '.join(parameters)}).")
         default = parameters[key].default
+        if value is None:  # "none" (se_ratio=None): the builder decides
+            continue
         if isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ValueError(f"{entry.name}'s {key} is True or False; received {value!r}.")
