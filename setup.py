@@ -16,6 +16,7 @@ setup(
     package_data={"kerasnets": ["resources/*.json", "resources/*.jpg", "resources/*.txt"]},
     install_requires=[
         "keras>=3.10",
+        "wrapt",  # registers the layers with Keras when it is imported (kerasnets/__init__.py)
         "tensorflow>=2.16",
         "numpy",
         "h5py",

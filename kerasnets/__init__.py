@@ -3,7 +3,9 @@
 Builders (``kerasnets.DPN92``), the catalog (``list_models``,
 ``create_model``) and submodules (``kerasnets.data``, ``kerasnets.training``,
 ...) load on first use: ``import kerasnets`` imports neither TensorFlow nor
-Keras.
+Keras. Once Keras is imported (before or after kerasnets), kerasnets' layers
+are registered with it, so ``keras.saving.load_model`` reads a kerasnets
+model after a plain ``import kerasnets``, as it does after ``import keras_hub``.
 """
 
 __version__ = "0.1.0"
@@ -19,8 +21,18 @@ import sys as _sys
 if "tensorflow" not in _sys.modules:
     _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+import wrapt as _wrapt  # noqa: E402
+
 from kerasnets import registry  # noqa: E402  (standard library only)
 from kerasnets.registry import create_model, list_models  # noqa: E402, F401
+
+
+@_wrapt.when_imported("keras")
+def _register_layers(keras):
+    """Registers kerasnets' serializable layers when Keras is (or has been)
+    imported: Keras' deserializer finds custom classes only among the
+    registered ones."""
+    _importlib.import_module("kerasnets.layers")
 
 _SUBMODULES = (
     "benchmark", "cli", "convert", "data", "export", "imagenet", "layers", "models",

@@ -78,6 +78,22 @@ def test_import_is_lazy():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.parametrize("order", ["kerasnets first", "keras first"])
+def test_keras_reads_kerasnets_models_after_import_kerasnets(tmp_path, order):
+    """keras.saving.load_model finds kerasnets' layers after a plain
+    ``import kerasnets`` (the layers register when Keras is imported), in a
+    fresh process, whichever of the two is imported first."""
+    path = tmp_path / "tiny.keras"
+    model = kerasnets.IGCV1CIFAR(weights=None, L=2, M=2, depth=8, input_shape=(16, 16, 3))
+    model.save(path)
+    imports = "import kerasnets, keras" if order == "kerasnets first" else "import keras, kerasnets"
+    code = (f"{imports}; m = keras.saving.load_model({str(path)!r}, safe_mode=True); "
+            "print(sorted({type(l).__module__.split('.')[0] for l in m.layers}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=300, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert out.stdout.strip() == "['keras', 'kerasnets']", out.stdout + out.stderr[-3000:]
+
+
 def test_index_is_current():
     result = subprocess.run([sys.executable, os.path.join("tools", "make_catalog.py"),
                              "--check"], cwd=ROOT, capture_output=True, text=True, timeout=600)
