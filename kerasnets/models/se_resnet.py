@@ -61,6 +61,7 @@ from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundl
 from kerasnets.layers import BatchNormalization, GroupConv2D, SEBlock
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -267,16 +268,22 @@ def ceil_mode_max_pool(x, name):
     return layers.MaxPooling2D(3, strides=2, name=f"{name}_pool")(x)
 
 
-def senet_stem(x, kind):
+def senet_stem(x, kind, features=None):
     """``"resnet"``: 7x7/2 conv, 64 channels (``conv1``). ``"senet154"``:
     3x3/2 (64), 3x3 (64), 3x3 (128) (``conv1_1`` .. ``conv1_3``). Both are
-    followed by the ceil-mode 3x3/2 max pool (``pool1``)."""
+    followed by the ceil-mode 3x3/2 max pool (``pool1``); ``features`` (a
+    ``FeatureTaps``) gets the last ReLU's map before it (reduction 2, timm's
+    ``layer0``)."""
     if kind == "resnet":
         x = conv_bn(x, 64, 7, "conv1", strides=2)
+        last = "conv1_relu"
     else:
         x = conv_bn(x, 64, 3, "conv1_1", strides=2)
         x = conv_bn(x, 64, 3, "conv1_2")
         x = conv_bn(x, 128, 3, "conv1_3")
+        last = "conv1_3_relu"
+    if features is not None:
+        features.add(x, 2, last)
     return ceil_mode_max_pool(x, "pool1")
 
 
@@ -430,6 +437,8 @@ def SENet(
     name="senet",
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
     model_name="SENet",
 ):
     """Instantiates a Squeeze-and-Excitation network (Hu et al., CVPR 2018).
@@ -473,6 +482,14 @@ def SENet(
             ``.pth``, ``.bin``). Inputs at least 32x32 (224 by default).
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at timm's points (its ``legacy_*`` SENets):
+            the stem's last ReLU (``conv1_relu``, SENet-154's
+            ``conv1_3_relu``: reduction 2, before the max pool), then the
+            output of each stage's last block (``conv{s}_block{n}_out``,
+            reductions 4, 8, 16, 32; as many as ``depths`` has stages), each
+            named after its layer; ``out_indices`` picks some of them. Its
+            ``feature_info`` lists their channels and reductions.
         model_name: the catalog name whose pretrained tags this
             configuration accepts (the named variants pass theirs; by
             default the named variant the configuration equals, if any).
@@ -502,23 +519,26 @@ def SENet(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(input_tensor, input_shape, default_size=DEFAULT_SIZE,
                             min_size=MIN_SIZE, include_top=include_top, weights=weights,
                             require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
-    x = senet_stem(x, stem)
+    x = senet_stem(x, stem, features)
     for i, num_blocks in enumerate(depths):
         x = se_stage(x, STAGE_PLANES[i], num_blocks, f"conv{i + 2}",
                      strides=1 if i == 0 else 2,
                      shortcut_kernel=1 if i == 0 else downsample_kernel, block=block,
                      groups=groups, width_per_group=width_per_group, se_ratio=se_ratio)
+        features.add(x, 4 * 2**i, f"conv{i + 2}_block{num_blocks}_out")
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation,
                        dropout_rate=dropout_rate)
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights, include_top=include_top,
-                        cfg=cfg)
+                        cfg=cfg, features=features, out_indices=out_indices)
 
 
 # --------------------------------------------------------------- variants
@@ -537,6 +557,8 @@ def SEResNet18(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNet-18 (Hu et al., "Squeeze-and-Excitation Networks",
     CVPR 2018, arXiv:1709.01507): basic blocks 2-2-2-2 (3x3 -> 3x3 -> ReLU,
@@ -545,7 +567,8 @@ def SEResNet18(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnet18`` state dict).
 
@@ -558,7 +581,9 @@ def SEResNet18(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNet18")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNet18")
 
 
 @register
@@ -574,6 +599,8 @@ def SEResNet34(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNet-34 (Hu et al., "Squeeze-and-Excitation Networks",
     CVPR 2018, arXiv:1709.01507): basic blocks 3-4-6-3 (3x3 -> 3x3 -> ReLU,
@@ -582,7 +609,8 @@ def SEResNet34(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnet34`` state dict).
 
@@ -595,7 +623,9 @@ def SEResNet34(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNet34")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNet34")
 
 
 @register
@@ -611,6 +641,8 @@ def SEResNet50(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNet-50 (Hu et al., "Squeeze-and-Excitation Networks",
     CVPR 2018, arXiv:1709.01507): bottleneck blocks 3-4-6-3, the stride on
@@ -620,7 +652,8 @@ def SEResNet50(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnet50`` state dict).
 
@@ -633,7 +666,9 @@ def SEResNet50(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNet50")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNet50")
 
 
 @register
@@ -649,6 +684,8 @@ def SEResNet101(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNet-101 (Hu et al., "Squeeze-and-Excitation Networks",
     CVPR 2018, arXiv:1709.01507): bottleneck blocks 3-4-23-3, the stride on
@@ -658,7 +695,8 @@ def SEResNet101(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnet101`` state dict).
 
@@ -671,7 +709,9 @@ def SEResNet101(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNet101")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNet101")
 
 
 @register
@@ -687,6 +727,8 @@ def SEResNet152(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNet-152 (Hu et al., "Squeeze-and-Excitation Networks",
     CVPR 2018, arXiv:1709.01507): bottleneck blocks 3-8-36-3, the stride on
@@ -696,7 +738,8 @@ def SEResNet152(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnet152`` state dict).
 
@@ -709,7 +752,9 @@ def SEResNet152(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNet152")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNet152")
 
 
 @register
@@ -725,6 +770,8 @@ def SEResNeXt26_32x4d(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNeXt-26 (32x4d) (Hu et al., "Squeeze-and-Excitation
     Networks", CVPR 2018, arXiv:1709.01507): ResNeXt blocks 2-2-2-2, 1x1 ->
@@ -734,7 +781,8 @@ def SEResNeXt26_32x4d(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnext26_32x4d`` state
         dict).
@@ -748,7 +796,9 @@ def SEResNeXt26_32x4d(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNeXt26_32x4d")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNeXt26_32x4d")
 
 
 @register
@@ -764,6 +814,8 @@ def SEResNeXt50_32x4d(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNeXt-50 (32x4d) (Hu et al., "Squeeze-and-Excitation
     Networks", CVPR 2018, arXiv:1709.01507): ResNeXt blocks 3-4-6-3, 1x1 ->
@@ -774,7 +826,8 @@ def SEResNeXt50_32x4d(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnext50_32x4d`` state
         dict).
@@ -788,7 +841,9 @@ def SEResNeXt50_32x4d(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNeXt50_32x4d")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNeXt50_32x4d")
 
 
 @register
@@ -804,6 +859,8 @@ def SEResNeXt101_32x4d(
     *,
     dropout_rate=0.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-ResNeXt-101 (32x4d) (Hu et al., "Squeeze-and-Excitation
     Networks", CVPR 2018, arXiv:1709.01507): ResNeXt blocks 3-4-23-3, 1x1 ->
@@ -814,7 +871,8 @@ def SEResNeXt101_32x4d(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_seresnext101_32x4d`` state
         dict).
@@ -828,7 +886,9 @@ def SEResNeXt101_32x4d(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SEResNeXt101_32x4d")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SEResNeXt101_32x4d")
 
 
 @register
@@ -844,6 +904,8 @@ def SENet154(
     *,
     dropout_rate=0.2,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SENet-154 (Hu et al., "Squeeze-and-Excitation Networks", CVPR
     2018, arXiv:1709.01507): stem of three 3x3 convolutions (64/2, 64, 128),
@@ -855,7 +917,8 @@ def SENet154(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then, by
-        keyword, dropout_rate and include_preprocessing (see `SENet`).
+        keyword, dropout_rate, include_preprocessing, features_only and
+        out_indices (see `SENet`).
         ``weights``: None, "imagenet" (a ``.pth`` release: needs torch) or a
         path (``.weights.h5``, or a timm ``legacy_senet154`` state dict).
 
@@ -869,7 +932,9 @@ def SENet154(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="SENet154")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices,
+                 model_name="SENet154")
 
 # ---------------------------------------------------------- pre/post
 
