@@ -40,6 +40,14 @@ _SUBMODULES = (
 )
 
 
+def feature_info(name, **kwargs):
+    """The feature maps of model ``name`` with ``features_only=True``: their
+    channels and reductions (``kerasnets.models.common.feature_info``)."""
+    from kerasnets.models.common import feature_info as _feature_info
+
+    return _feature_info(name, **kwargs)
+
+
 def __getattr__(name):
     if name in _SUBMODULES:
         return _importlib.import_module(f"kerasnets.{name}")

@@ -221,6 +221,55 @@ def global_pool(x, pooling):
     return x
 
 
+# ----------------------------------------------------------- feature maps
+
+
+class FeatureTaps:
+    """The multi-scale feature maps a builder marks as it builds them (timm's
+    ``feature_info``): ``add(x, reduction)`` at each point, in order. Only
+    recorded for ``features_only=True`` (otherwise ``add`` does nothing, so
+    the classifier model is unchanged); a list of maps (memory-efficient
+    DenseNet/DPN) is concatenated there for the feature output.
+    """
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.taps = []
+
+    def add(self, x, reduction, name):
+        if not self.enabled:
+            return
+        if isinstance(x, (list, tuple)):
+            x = layers.Concatenate(name=f"{name}_features")(list(x))
+        self.taps.append({"tensor": x, "reduction": int(reduction), "name": name})
+
+
+def check_features(*, features_only, out_indices, include_top, pooling):
+    """A ``FeatureTaps`` for the builder; ValueError for arguments that do not
+    go together (features come without the classifier and pooling)."""
+    if not features_only:
+        if out_indices is not None:
+            raise ValueError("`out_indices` selects feature maps: pass it with "
+                             "`features_only=True`.")
+        return FeatureTaps(False)
+    if include_top:
+        raise ValueError("`features_only=True` returns feature maps: pass `include_top=False` "
+                         "(a classifier has no place in a backbone).")
+    if pooling is not None:
+        raise ValueError("`features_only=True` returns the feature maps unpooled: pass "
+                         f"`pooling=None`. Received: pooling={pooling!r}")
+    return FeatureTaps(True)
+
+
+def _select_features(taps, out_indices):
+    count = len(taps.taps)
+    indices = list(range(count)) if out_indices is None else list(out_indices)
+    if not indices or any(not isinstance(i, int) or not -count <= i < count for i in indices):
+        raise ValueError(f"`out_indices` must name feature maps 0 .. {count - 1} (or "
+                         f"-{count} .. -1); received {out_indices!r}.")
+    return [taps.taps[i % count] for i in indices]
+
+
 def finish_model(
     img_input,
     outputs,
@@ -231,6 +280,8 @@ def finish_model(
     weights,
     include_top,
     cfg=None,
+    features=None,
+    out_indices=None,
 ):
     """Creates the model and loads ``weights`` into it: ``cfg``, the
     ``PretrainedCfg`` of a tag (from ``check_arguments``), or a path read
@@ -252,10 +303,32 @@ def finish_model(
             layer_maps=registry.get(model_name).layer_maps,
             include_top=include_top,
         )
+    if features is not None and features.enabled:
+        # The whole headless network loaded its weights above; the backbone
+        # shares its layers up to the last requested map.
+        chosen = _select_features(features, out_indices)
+        model = keras.Model(inputs, [tap["tensor"] for tap in chosen], name=name)
+        model.feature_info = [
+            {"index": features.taps.index(tap), "num_chs": int(tap["tensor"].shape[-1]),
+             "reduction": tap["reduction"], "name": tap["name"]} for tap in chosen]
     # Where the weights came from, as timm's ``model.pretrained_cfg`` (None:
     # random or a file).
     model.pretrained_cfg = cfg
     return model
+
+
+def feature_info(name, **kwargs):
+    """The feature maps of ``name`` with ``features_only=True`` (every one, or
+    ``out_indices``): ``[{"index", "num_chs", "reduction", "name"}]``, as
+    timm's ``model.feature_info`` (builds the backbone once, without weights).
+
+        >>> kerasnets.feature_info("DPN92")[-1]
+        {'index': 4, 'num_chs': 2688, 'reduction': 32, 'name': 'conv5_3'}
+    """
+    kwargs.setdefault("input_shape", (None, None, 3))
+    model = registry.create_model(name, weights=None, include_top=False, features_only=True,
+                                  **kwargs)
+    return model.feature_info
 
 
 def make_divisible(value, divisor=8, min_value=None):

@@ -63,6 +63,7 @@ from kerasnets.layers import (
 )
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -235,9 +236,15 @@ def transition_block(x, compression, name, dropout_rate=0.0, memory_efficient=Fa
 
 
 def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
-                 memory_efficient=False):
+                 memory_efficient=False, features=None, reduction=4):
     """Dense blocks ``conv2, conv3, ...`` with transitions ``pool2, ...``
-    between them, then the final BN-ReLU (keras' "bn"/"relu")."""
+    between them, then the final BN-ReLU (keras' "bn"/"relu").
+
+    ``features`` (a ``FeatureTaps``) marks timm's points: each dense block's
+    output but the last (before its transition; named after the block's last
+    ``_concat`` layer), then the final BN-ReLU ("relu"); ``reduction`` is the
+    stride of the first dense block (4 after the ImageNet stem, 1 for CIFAR).
+    """
     for i, num_layers in enumerate(blocks):
         stage = i + 2
         x = dense_block(
@@ -250,6 +257,8 @@ def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
             memory_efficient=memory_efficient,
         )
         if i < len(blocks) - 1:
+            if features is not None:
+                features.add(x, reduction * 2**i, f"conv{stage}_block{num_layers}_concat")
             x = transition_block(
                 x, compression, name=f"pool{stage}", dropout_rate=dropout_rate,
                 memory_efficient=memory_efficient,
@@ -258,14 +267,20 @@ def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
         x = layers.Concatenate(
             axis=-1, name=f"conv{len(blocks) + 1}_block{blocks[-1]}_concat"
         )(x)
-    return bn_relu(x, "")
+    x = bn_relu(x, "")
+    if features is not None:
+        features.add(x, reduction * 2 ** (len(blocks) - 1), "relu")
+    return x
 
 
-def imagenet_stem(x, channels):
-    """Conv 7x7/2 (2k maps) + BN + ReLU + MaxPool 3x3/2, PyTorch padding."""
+def imagenet_stem(x, channels, features=None):
+    """Conv 7x7/2 (2k maps) + BN + ReLU + MaxPool 3x3/2, PyTorch padding
+    (``features``: marks the stride-2 map, "conv1_relu")."""
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = layers.Conv2D(channels, 7, strides=2, use_bias=False, name="conv1_conv")(x)
     x = bn_relu(x, "conv1")
+    if features is not None:
+        features.add(x, 2, "conv1_relu")
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
     return layers.MaxPooling2D(3, strides=2, name="pool1")(x)
 
@@ -384,6 +399,8 @@ def DenseNet(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
     model_name=None,
 ):
     """Instantiates an ImageNet-style DenseNet (Huang et al., CVPR 2017).
@@ -424,6 +441,17 @@ def DenseNet(
             either way); the weightless ``*_concat`` and ``*_relu`` layers do
             not exist, except the last block's concatenation and the final
             "relu" (see ``bn_relu_conv``).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at timm's points: the stem's BN-ReLU
+            ("conv1_relu", stride 2), the output of every dense block but
+            the last, before its transition ("conv2_block6_concat",
+            "conv3_block12_concat", "conv4_block24_concat" in DenseNet-121:
+            strides 4, 8, 16), and the final BN-ReLU ("relu", stride 32, the
+            ``include_top=False`` output); one more stride per extra block.
+            Each is named after the layer that gives it (with
+            ``memory_efficient``, a block's output is concatenated for the
+            backbone only). ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions.
         model_name: the catalog name whose pretrained tags this
             configuration accepts (the named variants pass theirs); None
             recognises a configuration equal to a named variant.
@@ -461,6 +489,8 @@ def DenseNet(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(
         input_tensor,
         input_shape,
@@ -472,10 +502,10 @@ def DenseNet(
     )
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
-    x = imagenet_stem(x, init_features)
+    x = imagenet_stem(x, init_features, features)
     x = dense_stages(
         x, blocks, growth_rate, bottleneck, compression, dropout_rate,
-        memory_efficient=memory_efficient,
+        memory_efficient=memory_efficient, features=features,
     )
     x = classifier_top(
         x,
@@ -493,6 +523,8 @@ def DenseNet(
         weights=weights,
         include_top=include_top,
         cfg=cfg,
+        features=features,
+        out_indices=out_indices,
     )
 
 
@@ -512,6 +544,8 @@ def DenseNet121(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DenseNet-121 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -523,8 +557,8 @@ def DenseNet121(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing and memory_efficient (see
-        `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only
+        and out_indices (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet121")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -540,7 +574,8 @@ def DenseNet121(
                     input_shape=input_shape, pooling=pooling, classes=classes,
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
-                    memory_efficient=memory_efficient, model_name="DenseNet121")
+                    memory_efficient=memory_efficient, features_only=features_only,
+                    out_indices=out_indices, model_name="DenseNet121")
 
 
 @register
@@ -556,6 +591,8 @@ def DenseNet169(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DenseNet-169 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -566,8 +603,8 @@ def DenseNet169(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing and memory_efficient (see
-        `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only
+        and out_indices (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet169")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -583,7 +620,8 @@ def DenseNet169(
                     input_shape=input_shape, pooling=pooling, classes=classes,
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
-                    memory_efficient=memory_efficient, model_name="DenseNet169")
+                    memory_efficient=memory_efficient, features_only=features_only,
+                    out_indices=out_indices, model_name="DenseNet169")
 
 
 @register
@@ -599,6 +637,8 @@ def DenseNet201(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DenseNet-201 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -609,8 +649,8 @@ def DenseNet201(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing and memory_efficient (see
-        `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only
+        and out_indices (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet201")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -626,7 +666,8 @@ def DenseNet201(
                     input_shape=input_shape, pooling=pooling, classes=classes,
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
-                    memory_efficient=memory_efficient, model_name="DenseNet201")
+                    memory_efficient=memory_efficient, features_only=features_only,
+                    out_indices=out_indices, model_name="DenseNet201")
 
 
 @register
@@ -642,6 +683,8 @@ def DenseNet264(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DenseNet-264 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1; paper
@@ -651,8 +694,8 @@ def DenseNet264(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing and memory_efficient (see
-        `DenseNet`). ``weights``: None or a path (legacy keras ``.h5``,
+        by keyword, include_preprocessing, memory_efficient, features_only
+        and out_indices (see `DenseNet`). ``weights``: None or a path (legacy keras ``.h5``,
         ``.weights.h5``, or a timm/torchvision state dict). Inputs are
         preprocessed with ``preprocess_input`` (mode "torch"), or inside the
         model with ``include_preprocessing=True``.
@@ -667,7 +710,8 @@ def DenseNet264(
                     input_shape=input_shape, pooling=pooling, classes=classes,
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
-                    memory_efficient=memory_efficient, model_name="DenseNet264")
+                    memory_efficient=memory_efficient, features_only=features_only,
+                    out_indices=out_indices, model_name="DenseNet264")
 
 
 @register
@@ -683,6 +727,8 @@ def DenseNet161(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DenseNet-161 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993): the wide
@@ -692,8 +738,8 @@ def DenseNet161(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing and memory_efficient (see
-        `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only
+        and out_indices (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet161")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -709,7 +755,8 @@ def DenseNet161(
                     input_shape=input_shape, pooling=pooling, classes=classes,
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
-                    memory_efficient=memory_efficient, model_name="DenseNet161")
+                    memory_efficient=memory_efficient, features_only=features_only,
+                    out_indices=out_indices, model_name="DenseNet161")
 
 
 # ----------------------------------------------------------- preprocessing

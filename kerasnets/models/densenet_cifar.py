@@ -33,6 +33,7 @@ from keras import layers
 from kerasnets import registry
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -68,6 +69,8 @@ def DenseNetCIFAR(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates the CIFAR/SVHN DenseNet of Huang et al. (CVPR 2017).
 
@@ -99,6 +102,14 @@ def DenseNetCIFAR(
             (keras "torch" mode) into the model (raw RGB 0-255 in).
         memory_efficient: recompute concatenations and BN-ReLU outputs in
             the backward pass to save training memory (see ``DenseNet``).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at the strides this network has, 1, 2 and
+            4 (no stride-2 stem): the first and second dense blocks'
+            outputs before their transitions ("conv2_block{n}_concat",
+            "conv3_block{n}_concat") and the final BN-ReLU ("relu", the
+            ``include_top=False`` output), as ``DenseNet``'s points.
+            ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions (1, 2, 4).
 
     Returns:
         A ``keras.Model``.
@@ -135,6 +146,8 @@ def DenseNetCIFAR(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(
         input_tensor,
         input_shape,
@@ -155,7 +168,7 @@ def DenseNetCIFAR(
     )(x)
     x = dense_stages(
         x, [num_layers] * 3, growth_rate, bottleneck, compression, dropout_rate,
-        memory_efficient=memory_efficient,
+        memory_efficient=memory_efficient, features=features, reduction=1,
     )
     x = classifier_top(
         x,
@@ -173,6 +186,8 @@ def DenseNetCIFAR(
         weights=weights,
         include_top=include_top,
         cfg=cfg,
+        features=features,
+        out_indices=out_indices,
     )
 
 

@@ -65,6 +65,7 @@ from kerasnets.layers import (
 )
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     finish_model,
     global_pool,
     image_input,
@@ -207,12 +208,14 @@ def dual_path_block(x, bottleneck, residual_width, increment, groups, name,
     return layers.Concatenate(name=f"{name}_concat")([residual, *dense, new_dense])
 
 
-def stem(x, filters, kernel_size):
+def stem(x, filters, kernel_size, features=None):
     """conv1: Conv-BN-ReLU (k x k / 2) then 3x3/2 max pool, PyTorch padding."""
     x = layers.ZeroPadding2D(kernel_size // 2, name="conv1_pad")(x)
     x = layers.Conv2D(filters, kernel_size, strides=2, use_bias=False,
                       name="conv1_conv")(x)
     x = bn_act(x, "conv1")
+    if features is not None:
+        features.add(x, 2, "conv1")
     x = layers.ZeroPadding2D(1, name="conv1_pool_pad")(x)  # after ReLU: = -inf
     return layers.MaxPooling2D(3, strides=2, name="conv1_pool")(x)
 
@@ -288,6 +291,8 @@ def DPN(
     *,
     include_preprocessing=False,
     memory_efficient=False,
+    features_only=False,
+    out_indices=None,
     model_name="DPN",
 ):
     """Instantiates a Dual Path Network (Chen et al., NeurIPS 2017).
@@ -322,6 +327,11 @@ def DPN(
             path (.safetensors/.pth in timm's layout, or Keras weights).
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at strides 2, 4, 8, 16, 32 (timm's points:
+            the stem's BN-ReLU and each stage's last block, before the final
+            BN-ReLU); ``out_indices`` picks some of them. Its
+            ``feature_info`` lists their channels and reductions.
         model_name: the catalog name whose pretrained tags this
             configuration accepts (the named variants pass theirs).
 
@@ -337,6 +347,8 @@ def DPN(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     if len(k_sec) != 4 or len(inc_sec) != 4:
         raise ValueError(
             f"DPN has 4 stages: k_sec and inc_sec need 4 entries each; "
@@ -359,7 +371,7 @@ def DPN(
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
 
-    x = stem(x, init_features, 3 if small else 7)
+    x = stem(x, init_features, 3 if small else 7, features)
     for stage, (base, depth, increment) in enumerate(zip(BASE_WIDTHS, k_sec, inc_sec)):
         for block in range(1, depth + 1):
             if block > 1:
@@ -378,6 +390,7 @@ def DPN(
                 b=b,
                 memory_efficient=memory_efficient,
             )
+        features.add(x, 4 * 2**stage, block_name)
     if memory_efficient:  # the last block's paths, concatenated once
         x = layers.Concatenate(name=f"{block_name}_concat")(x)
     x = bn_act(x, "conv5_final", activation=head_activation)
@@ -392,7 +405,8 @@ def DPN(
         x = global_pool(x, pooling)
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights,
-                        include_top=include_top, cfg=cfg)
+                        include_top=include_top, cfg=cfg, features=features,
+                        out_indices=out_indices)
 
 
 # --------------------------------------------------------------- variants
@@ -412,6 +426,8 @@ def DPN68(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-68 (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): 3x3 stem with 10 channels, k_r=128, G=32, k_sec=(3, 4,
@@ -420,8 +436,8 @@ def DPN68(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN68")``) or a path.
 
     Example:
@@ -435,7 +451,7 @@ def DPN68(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN68")
+               features_only=features_only, out_indices=out_indices, model_name="DPN68")
 
 
 @register
@@ -452,6 +468,8 @@ def DPN68b(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-68b (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): DPN-68 whose last 1x1 convolution of each block is two
@@ -461,8 +479,8 @@ def DPN68b(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN68b")``) or a path.
 
     Example:
@@ -477,7 +495,7 @@ def DPN68b(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN68b")
+               features_only=features_only, out_indices=out_indices, model_name="DPN68b")
 
 
 @register
@@ -494,6 +512,8 @@ def DPN92(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-92 (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): 7x7 stem with 64 channels, k_r=96, G=32, k_sec=(3, 4, 20,
@@ -502,8 +522,8 @@ def DPN92(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN92")``) or a path.
 
     Example:
@@ -517,7 +537,7 @@ def DPN92(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN92")
+               features_only=features_only, out_indices=out_indices, model_name="DPN92")
 
 
 @register
@@ -534,6 +554,8 @@ def DPN98(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-98 (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): 7x7 stem with 96 channels, k_r=160, G=40, k_sec=(3, 6,
@@ -542,8 +564,8 @@ def DPN98(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN98")``) or a path.
 
     Example:
@@ -557,7 +579,7 @@ def DPN98(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN98")
+               features_only=features_only, out_indices=out_indices, model_name="DPN98")
 
 
 @register
@@ -574,6 +596,8 @@ def DPN107(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-107 (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): 7x7 stem with 128 channels, k_r=200, G=50, k_sec=(4, 8,
@@ -582,8 +606,8 @@ def DPN107(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN107")``) or a path.
 
     Example:
@@ -597,7 +621,7 @@ def DPN107(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN107")
+               features_only=features_only, out_indices=out_indices, model_name="DPN107")
 
 
 @register
@@ -614,6 +638,8 @@ def DPN131(
     include_preprocessing=False,
     memory_efficient=False,
     test_time_pool=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates DPN-131 (Chen et al., "Dual Path Networks", NeurIPS 2017,
     arXiv:1707.01629): 7x7 stem with 128 channels, k_r=160, G=40, k_sec=(4, 8,
@@ -622,8 +648,8 @@ def DPN131(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient and
-        test_time_pool (see `DPN`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, test_time_pool,
+        features_only and out_indices (see `DPN`). ``weights``: None, a tag
         (``kerasnets.weights.available("DPN131")``) or a path.
 
     Example:
@@ -637,7 +663,7 @@ def DPN131(
                classifier_activation=classifier_activation, name=name,
                include_preprocessing=include_preprocessing,
                memory_efficient=memory_efficient, test_time_pool=test_time_pool,
-               model_name="DPN131")
+               features_only=features_only, out_indices=out_indices, model_name="DPN131")
 
 
 # ---------------------------------------------------------- pre/post

@@ -148,6 +148,7 @@ from kerasnets.layers import (
 )
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -251,9 +252,11 @@ def residual_block(x, filters, primary_groups, name, strides=1, first_secondary_
     return layers.Activation("relu", name=f"{name}_relu")(x)
 
 
-def stem(x, filters):
+def stem(x, filters, features=None):
     """g0: 7x7/2 conv + BN + ReLU, 3x3/2 max pool with padding 1."""
     x = conv_bn(x, filters, 7, "g0", strides=2)
+    if features is not None:
+        features.add(x, 2, "g0")  # the last stride-2 map: before the pool
     x = layers.ZeroPadding2D(1, name="g0_pool_pad")(x)  # after ReLU: = -inf padding
     return layers.MaxPooling2D(3, strides=2, name="g0_pool")(x)
 
@@ -337,6 +340,8 @@ def IGCV1(
     name="igcv1",
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
     model_name="IGCV1",
 ):
     """Instantiates an IGC v1 ImageNet network (Zhang et al., ICCV 2017).
@@ -354,6 +359,15 @@ def IGCV1(
             checkpoint.
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False`` (and ``pooling=None``), a
+            backbone whose outputs are the feature maps at strides 2, 4, 8,
+            16, 32 (no timm model: the last layer of each stride level,
+            after its ReLU: the stem's ``g0_relu`` before the max pool, then
+            each stage's last block; the last map is the ``include_top=False``
+            output). ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions.
+        out_indices: indices of the feature maps to return (with
+            ``features_only=True``; default: all).
         model_name: the catalog name whose pretrained tags this
             configuration accepts, also used in error messages (the named
             variants pass theirs).
@@ -370,6 +384,8 @@ def IGCV1(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     if not len(widths) == len(primary_groups) == len(blocks):
         raise ValueError(
             f"{model_name}: widths, primary_groups and blocks need one entry per "
@@ -381,16 +397,17 @@ def IGCV1(
                             weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
-    x = stem(x, stem_filters)
+    x = stem(x, stem_filters, features)
     for stage, (width, groups, depth) in enumerate(zip(widths, primary_groups, blocks), start=1):
         for block in range(1, depth + 1):
             strides = 2 if (block == 1 and stage > 1) else 1
             x = residual_block(x, width, groups, f"g{stage}_b{block}", strides=strides)
+        features.add(x, 4 * 2 ** (stage - 1), f"g{stage}_b{depth}")
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation)
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights, include_top=include_top,
-                        cfg=cfg)
+                        cfg=cfg, features=features, out_indices=out_indices)
 
 
 @register
@@ -405,6 +422,8 @@ def IGC_L4M32(
     name="igc_l4m32",
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates IGC-L4M32+Ident. (Zhang et al., "Interleaved Group
     Convolutions for Deep Neural Networks", ICCV 2017, arXiv:1707.02725),
@@ -416,9 +435,10 @@ def IGC_L4M32(
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
         by keyword, include_preprocessing (bake the weights' normalisation
-        into the model: raw RGB 0-255 in). ``weights="imagenet"`` downloads
-        the authors' .params file and converts it; a path reads a local
-        copy of it (or Keras weights).
+        into the model: raw RGB 0-255 in), features_only and out_indices (a
+        multi-scale backbone at strides 2-32, see ``IGCV1``).
+        ``weights="imagenet"`` downloads the authors' .params file and
+        converts it; a path reads a local copy of it (or Keras weights).
 
     Example:
         >>> model = kerasnets.IGC_L4M32(weights="imagenet")
@@ -429,7 +449,8 @@ def IGC_L4M32(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="IGC_L4M32")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices, model_name="IGC_L4M32")
 
 
 @register
@@ -444,6 +465,8 @@ def IGC_L16M16(
     name="igc_l16m16",
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates IGC-L16M16+Ident. (Zhang et al., "Interleaved Group
     Convolutions for Deep Neural Networks", ICCV 2017, arXiv:1707.02725),
@@ -455,9 +478,10 @@ def IGC_L16M16(
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
         by keyword, include_preprocessing (bake the weights' normalisation
-        into the model: raw RGB 0-255 in). ``weights="imagenet"`` downloads
-        the authors' .params file and converts it; a path reads a local
-        copy of it (or Keras weights).
+        into the model: raw RGB 0-255 in), features_only and out_indices (a
+        multi-scale backbone at strides 2-32, see ``IGCV1``).
+        ``weights="imagenet"`` downloads the authors' .params file and
+        converts it; a path reads a local copy of it (or Keras weights).
 
     Example:
         >>> model = kerasnets.IGC_L16M16(weights="imagenet")
@@ -469,7 +493,8 @@ def IGC_L16M16(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="IGC_L16M16")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices, model_name="IGC_L16M16")
 
 
 @register
@@ -484,6 +509,8 @@ def IGC_L100M2(
     name="igc_l100m2",
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates IGC-L100M2+Ident. (Zhang et al., "Interleaved Group
     Convolutions for Deep Neural Networks", ICCV 2017, arXiv:1707.02725),
@@ -495,9 +522,10 @@ def IGC_L100M2(
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
         by keyword, include_preprocessing (bake the weights' normalisation
-        into the model: raw RGB 0-255 in). ``weights="imagenet"`` downloads
-        the authors' .params file and converts it; a path reads a local
-        copy of it (or Keras weights).
+        into the model: raw RGB 0-255 in), features_only and out_indices (a
+        multi-scale backbone at strides 2-32, see ``IGCV1``).
+        ``weights="imagenet"`` downloads the authors' .params file and
+        converts it; a path reads a local copy of it (or Keras weights).
 
     Example:
         >>> model = kerasnets.IGC_L100M2(weights="imagenet")
@@ -509,7 +537,8 @@ def IGC_L100M2(
                  include_top=include_top, weights=weights, input_tensor=input_tensor,
                  input_shape=input_shape, pooling=pooling, classes=classes,
                  classifier_activation=classifier_activation, name=name,
-                 include_preprocessing=include_preprocessing, model_name="IGC_L100M2")
+                 include_preprocessing=include_preprocessing,
+                 features_only=features_only, out_indices=out_indices, model_name="IGC_L100M2")
 
 
 # ---------------------------------------------------------- IGC v1 CIFAR
@@ -532,6 +561,8 @@ def IGCV1CIFAR(
     name=None,
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates an IGC v1 CIFAR network (Zhang et al., ICCV 2017, section
     5.1; the authors' ``resnet_igc.py`` / ``plain_igc.py``).
@@ -552,6 +583,15 @@ def IGCV1CIFAR(
             checkpoint of the authors' CIFAR code, whose names it maps).
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False`` (and ``pooling=None``), a
+            backbone whose outputs are the feature maps of the three stages
+            at strides 1, 2, 4 (the network has no stride-2 stem: its stem
+            and first stage keep the input resolution): each stage's last
+            block, after its ReLU; the last map is the ``include_top=False``
+            output. ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions.
+        out_indices: indices of the feature maps to return (with
+            ``features_only=True``; default: all).
 
     The module docstring lists the paper's configurations (L4M8, L24M2,
     L32M26 at depths 8/20/38).
@@ -568,6 +608,8 @@ def IGCV1CIFAR(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     per_stage = 6 if residual else 3
     if depth < 2 + per_stage or (depth - 2) % per_stage:
         raise ValueError(
@@ -595,13 +637,14 @@ def IGCV1CIFAR(
             else:
                 x = interleaved_group_conv(x, stage_width, L, f"g{stage}_b{block}",
                                            strides=strides, momentum=momentum)
+        features.add(x, 2 ** (stage - 1), f"g{stage}_b{blocks}")
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation)
     kind = "ident" if residual else "plain"
     name = name or f"igc_l{L}m{M}_d{depth}_{kind}"
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights, include_top=include_top,
-                        cfg=cfg)
+                        cfg=cfg, features=features, out_indices=out_indices)
 
 
 # ---------------------------------------------------------------- IGC v2
@@ -708,6 +751,8 @@ def IGCV2(
     stem_filters=32,
     group_convs=2,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates an IGCV2 ImageNet network (Xie et al., "IGCV2:
     Interleaved Structured Sparse Convolutional Neural Networks", CVPR 2018,
@@ -742,6 +787,16 @@ def IGCV2(
             Keras weights).
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in; IGC's mean and std).
+        features_only: with ``include_top=False`` (and ``pooling=None``), a
+            backbone whose outputs are the feature maps at strides 2, 4, 8,
+            16, 32 with the default ``units`` (no timm model: the last layer
+            of each stride level, after its ReLU: the output of each unit
+            followed by a strided unit, or of the stem when the first unit
+            is strided, and of the last unit, the ``include_top=False``
+            output). ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions.
+        out_indices: indices of the feature maps to return (with
+            ``features_only=True``; default: all).
 
     Returns:
         A ``keras.Model``.
@@ -755,20 +810,28 @@ def IGCV2(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
                             include_top=include_top, weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
     x = conv_bn(x, int(stem_filters * alpha), 3, "stem", strides=2)
+    reduction, last_name = 2, "stem"
     for index, (filters, strides) in enumerate(units, start=1):
+        if strides > 1:  # the map before a strided unit ends its stride level
+            features.add(x, reduction, last_name)
+            reduction *= strides
         x = igcv2_block(x, int(filters * alpha), group_size, f"block{index}", strides=strides,
                         convs=group_convs)
+        last_name = f"block{index}"
+    features.add(x, reduction, last_name)
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation)
     name = name or f"igcv2_{float(alpha):g}_k{group_size}"
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights, include_top=include_top,
-                        cfg=cfg)
+                        cfg=cfg, features=features, out_indices=out_indices)
 
 
 # ---------------------------------------------------------- pre/post

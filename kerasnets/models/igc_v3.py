@@ -62,6 +62,7 @@ from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundl
 from kerasnets.layers import BatchNormalization, ChannelShuffle, GroupConv2D
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -243,6 +244,8 @@ def IGCV3(
     *,
     alpha=1.0,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates IGCV3-D (Sun et al., "IGCV3: Interleaved Low-Rank Group
     Convolutions for Efficient Deep Neural Networks", BMVC 2018,
@@ -258,6 +261,17 @@ def IGCV3(
             igcv3_w1 / w3d4 / wd2 / wd4; pretrained weights for 1.0 only).
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False`` (and ``pooling=None``), a
+            backbone whose outputs are the feature maps at strides 2, 4, 8,
+            16, 32: the last layer of each stride level (no timm model;
+            pytorchcv's stage outputs), i.e. the last block before each
+            stride-2 sequence (16, 24, 32, 96 channels at alpha 1; linear
+            bottlenecks, so no activation, as timm's MobileNetV2 points),
+            then the last 1x1 conv's ReLU6 (1280), the ``include_top=False``
+            output. ``out_indices`` picks some of them; the model's
+            ``feature_info`` lists their channels and reductions.
+        out_indices: indices of the feature maps to return (with
+            ``features_only=True``; default: all).
         ``weights``: None, a tag (``kerasnets.weights.available("IGCV3")``;
         "imagenet" is the authors' MXNet release) or a path: that .params
         file, a pytorchcv ``igcv3_w*`` state dict (.pth / .safetensors) or
@@ -286,6 +300,8 @@ def IGCV3(
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation, options=options)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     if alpha <= 0:
         raise ValueError(f"IGCV3: alpha must be positive; received alpha={alpha}.")
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
@@ -294,19 +310,25 @@ def IGCV3(
                             include_preprocessing=include_preprocessing, options=options)
     x = conv_bn(x, even_width(FIRST_FILTERS, alpha), 3, "first_3x3_conv",
                 strides=2, activation="relu6")
+    reduction, last_name = 2, "first_3x3_conv"
     for index, (t, c, n, s) in enumerate(SEQUENCES):
+        if s > 1:  # the map before a stride-2 sequence ends its stride level
+            features.add(x, reduction, last_name)
+            reduction *= s
+        last_name = f"seq{index}_block{n - 1}"
         filters = even_width(c, alpha)
         for block in range(n):
             x = igcv3_block(x, filters, t, s if block == 0 else 1,
                             f"seq{index}_block{block}", shortcut=block > 0)
     last = LAST_FILTERS if alpha <= 1.0 else even_width(int(LAST_FILTERS * alpha), 1.0)
     x = conv_bn(x, last, 1, "last_1x1_conv", activation="relu6")
+    features.add(x, reduction, "last_1x1_conv")
     x = classifier_top(x, include_top=include_top, pooling=pooling, classes=classes,
                        classifier_activation=classifier_activation)
     name = name or f"igcv3_{float(alpha):g}"
     return finish_model(img_input, x, input_tensor=input_tensor, name=name,
                         model_name=model_name, weights=weights, include_top=include_top,
-                        cfg=cfg)
+                        cfg=cfg, features=features, out_indices=out_indices)
 
 
 # ---------------------------------------------------------- pre/post

@@ -46,6 +46,7 @@ from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundl
 from kerasnets.layers import BatchNormalization
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     finish_model,
     global_pool,
     image_input,
@@ -317,6 +318,8 @@ def MobileNet(
     name=None,
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates MobileNet v1 (Howard et al., "MobileNets: Efficient
     Convolutional Neural Networks for Mobile Vision Applications", 2017,
@@ -350,6 +353,17 @@ def MobileNet(
         include_preprocessing: (keyword only) bake the weights'
             normalisation into the model (raw RGB 0-255 in); otherwise
             inputs are in [-1, 1] (``preprocess_input``).
+        features_only: (keyword only) with ``include_top=False``, a backbone
+            whose outputs are the feature maps at strides 2, 4, 8, 16, 32:
+            the last layer of each stride level, after its ReLU6 (the
+            pointwise convolutions before each stride-2 block and the last:
+            "conv_pw_1_relu", "conv_pw_3_relu", "conv_pw_5_relu",
+            "conv_pw_11_relu", "conv_pw_13_relu", the ``include_top=False``
+            output), each named after its layer; ``out_indices`` picks some
+            of them. The model's ``feature_info`` lists their channels and
+            reductions.
+        out_indices: (keyword only) with ``features_only``, the indices of
+            the feature maps to return (default: all five).
 
     Returns:
         A ``keras.Model``.
@@ -370,6 +384,8 @@ def MobileNet(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     pretrained = is_pretrained_tag(weights)
     default_size = default_input_size(input_shape, RESOLUTIONS)
     check_top_input_shape(
@@ -412,7 +428,14 @@ def MobileNet(
     x = conv_bn(
         x, int(STEM_FILTERS * alpha), "conv1", kernel_size=3, strides=2
     )
+    # Feature maps: the last layer of each stride level (before each
+    # stride-2 block, and the network's last).
+    reduction, level_end = 2, "conv1_relu"
     for block_id, (filters, strides) in enumerate(BLOCKS, start=1):
+        if strides == 2:
+            features.add(x, reduction, level_end)
+            reduction *= 2
+        level_end = f"conv_pw_{block_id}_relu"
         x = depthwise_separable_block(
             x,
             filters,
@@ -421,6 +444,7 @@ def MobileNet(
             depth_multiplier=depth_multiplier,
             block_id=block_id,
         )
+    features.add(x, reduction, level_end)
 
     x = mobilenet_top(x, include_top, pooling, classes, dropout, classifier_activation)
 
@@ -433,6 +457,8 @@ def MobileNet(
         weights=weights,
         include_top=include_top,
         cfg=cfg,
+        features=features,
+        out_indices=out_indices,
     )
 
 

@@ -41,6 +41,7 @@ from kerasnets import registry
 from kerasnets import weights as weights_lib
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     classifier_top,
     finish_model,
     image_input,
@@ -170,6 +171,8 @@ def MobileNetV2(
     name=None,
     *,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates MobileNet v2 (Sandler et al., "MobileNetV2: Inverted
     Residuals and Linear Bottlenecks", CVPR 2018, arXiv:1801.04381).
@@ -200,6 +203,17 @@ def MobileNetV2(
         include_preprocessing: (keyword only) bake the weights'
             normalisation into the model (raw RGB 0-255 in); otherwise
             inputs are in [-1, 1] (``preprocess_input``).
+        features_only: (keyword only) with ``include_top=False``, a backbone
+            whose outputs are the feature maps at strides 2, 4, 8, 16, 32:
+            the last layer of each stride level, the block output before
+            each stride-2 block ("expanded_conv_project_BN", a linear
+            bottleneck; "block_2_add", "block_5_add", "block_12_add") and
+            the last convolution's ReLU6 ("out_relu", 1280 channels at alpha
+            1.0, the ``include_top=False`` output), each named after its
+            layer; ``out_indices`` picks some of them. The model's
+            ``feature_info`` lists their channels and reductions.
+        out_indices: (keyword only) with ``features_only``, the indices of
+            the feature maps to return (default: all five).
 
     Returns:
         A ``keras.Model``.
@@ -220,6 +234,8 @@ def MobileNetV2(
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     pretrained = is_pretrained_tag(weights)
     size_hint = input_shape
     if input_tensor is not None:
@@ -268,17 +284,30 @@ def MobileNetV2(
         bn_name="bn_Conv1",
         momentum=BN_MOMENTUM,
     )
+    # Feature maps: the last layer of each stride level (the block output
+    # before each stride-2 block, and the last convolution's ReLU6).
+    reduction, level_end = 2, "Conv1_relu"
     block_id = 0
     for expansion, filters, repeats, first_stride in STAGES:
         for i in range(repeats):
+            strides = first_stride if i == 0 else 1
+            if strides == 2:
+                features.add(x, reduction, level_end)
+                reduction *= 2
+            in_channels = x.shape[-1]
             x = inverted_res_block(
                 x,
                 expansion,
                 filters,
-                first_stride if i == 0 else 1,
+                strides,
                 alpha=alpha,
                 block_id=block_id,
             )
+            # The block's output layer: its residual add (stride 1, same
+            # channels) or its linear projection's BN.
+            prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
+            residual = strides == 1 and x.shape[-1] == in_channels
+            level_end = f"{prefix}add" if residual else f"{prefix}project_BN"
             block_id += 1
     # The last convolution is not thinned, only widened (paper, Sec. 6.1).
     last_filters = (
@@ -287,6 +316,7 @@ def MobileNetV2(
     x = conv_bn(
         x, last_filters, "Conv_1", relu_name="out_relu", momentum=BN_MOMENTUM
     )
+    features.add(x, reduction, "out_relu")
     x = classifier_top(
         x,
         include_top=include_top,
@@ -303,6 +333,8 @@ def MobileNetV2(
         weights=weights,
         include_top=include_top,
         cfg=cfg,
+        features=features,
+        out_indices=out_indices,
     )
 
 

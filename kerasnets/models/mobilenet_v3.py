@@ -41,6 +41,7 @@ from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundl
 from kerasnets.layers import BatchNormalization, hard_sigmoid, hard_swish
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     finish_model,
     global_pool,
     image_input,
@@ -400,6 +401,9 @@ def MobileNetV3(
     classifier_activation="softmax",
     include_preprocessing=True,
     name=None,
+    *,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates a MobileNetV3 from a table of bneck blocks.
 
@@ -443,6 +447,17 @@ def MobileNetV3(
             model (raw RGB 0-255 in): ``Rescaling(1/127.5, offset=-1)``
             first; otherwise the model takes [-1, 1].
         name: the model's name.
+        features_only: with ``include_top=False`` (and ``pooling=None``), a
+            backbone whose outputs are the feature maps at timm's
+            ``tf_mobilenetv3_*`` points: the output of each block followed
+            by a stride-2 block (the stem's activation where the first block
+            has stride 2) and the last 1x1 conv's activation, i.e. strides
+            2, 4, 8, 16, 32 for the paper's tables (Large: 16, 24, 40, 112,
+            960 channels; Small: 16, 16, 24, 48, 576). ``out_indices`` picks
+            some of them; the model's ``feature_info`` lists their channels
+            and reductions.
+        out_indices: indices of the feature maps to return (with
+            ``features_only=True``; default: all).
 
     Returns:
         A ``keras.Model``.
@@ -467,6 +482,8 @@ def MobileNetV3(
         classifier_activation=classifier_activation,
         options={"alpha": alpha, "minimalistic": minimalistic},
     )
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     check_input_tensor(input_tensor, input_shape)
     img_input = image_input(
         input_tensor,
@@ -498,7 +515,14 @@ def MobileNetV3(
     x = batch_norm("conv_bn")(x)
     x = activation(act, "conv_act")(x)
 
+    # Feature maps (timm's points): whatever precedes a stride-2 block, and
+    # the last 1x1 conv's activation.
+    reduction, last_name = 2, "conv"
     for block_id, spec in enumerate(blocks):
+        if spec.stride > 1:
+            features.add(x, reduction, last_name)
+            reduction *= spec.stride
+        last_name = f"expanded_conv_{block_id}" if block_id else "expanded_conv"
         filters = make_divisible(spec.filters * alpha)
         x = bneck_block(x, spec, filters, block_id)
 
@@ -510,6 +534,7 @@ def MobileNetV3(
     )(x)
     x = batch_norm("conv_1_bn")(x)
     x = activation(act, "conv_1_act")(x)
+    features.add(x, reduction, "conv_1")
 
     if include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
@@ -534,6 +559,8 @@ def MobileNetV3(
         weights=weights,
         include_top=include_top,
         cfg=cfg,
+        features=features,
+        out_indices=out_indices,
     )
 
 
@@ -554,6 +581,9 @@ def MobileNetV3Large(
     classifier_activation="softmax",
     include_preprocessing=True,
     name="MobileNetV3Large",
+    *,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates MobileNetV3-Large (Howard et al., "Searching for
     MobileNetV3", ICCV 2019, arXiv:1905.02244): the bneck table of the
@@ -571,7 +601,8 @@ def MobileNetV3Large(
     Args: as keras.applications.MobileNetV3Large (input_shape, alpha,
         minimalistic, include_top, weights, input_tensor, classes, pooling,
         dropout_rate, classifier_activation, include_preprocessing, name;
-        details in ``MobileNetV3``). ``weights``: None, a tag
+        details in ``MobileNetV3``), then, by keyword, features_only and
+        out_indices (a multi-scale backbone, see ``MobileNetV3``). ``weights``: None, a tag
         (``kerasnets.weights.available("MobileNetV3Large")``) or a path.
         include_preprocessing: bake the weights' normalisation into the
         model (raw RGB 0-255 in; the default); False: inputs in [-1, 1].
@@ -597,6 +628,8 @@ def MobileNetV3Large(
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
         name=name,
+        features_only=features_only,
+        out_indices=out_indices,
     )
 
 
@@ -614,6 +647,9 @@ def MobileNetV3Small(
     classifier_activation="softmax",
     include_preprocessing=True,
     name="MobileNetV3Small",
+    *,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates MobileNetV3-Small (Howard et al., "Searching for
     MobileNetV3", ICCV 2019, arXiv:1905.02244): the bneck table of the
@@ -631,7 +667,8 @@ def MobileNetV3Small(
     Args: as keras.applications.MobileNetV3Small (input_shape, alpha,
         minimalistic, include_top, weights, input_tensor, classes, pooling,
         dropout_rate, classifier_activation, include_preprocessing, name;
-        details in ``MobileNetV3``). ``weights``: None, a tag
+        details in ``MobileNetV3``), then, by keyword, features_only and
+        out_indices (a multi-scale backbone, see ``MobileNetV3``). ``weights``: None, a tag
         (``kerasnets.weights.available("MobileNetV3Small")``) or a path.
         include_preprocessing: bake the weights' normalisation into the
         model (raw RGB 0-255 in; the default); False: inputs in [-1, 1].
@@ -657,6 +694,8 @@ def MobileNetV3Small(
         classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing,
         name=name,
+        features_only=features_only,
+        out_indices=out_indices,
     )
 
 

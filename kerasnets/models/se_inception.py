@@ -24,6 +24,7 @@ from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundl
 from kerasnets.layers import BatchNormalization
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     finish_model,
     image_input,
     preprocessing_layer,
@@ -146,11 +147,20 @@ class _KerasNames:
 
     def __init__(self):
         self.counts = {}
+        self.last = {}  # base -> the latest name given
 
     def __call__(self, base):
         index = self.counts.get(base, 0)
         self.counts[base] = index + 1
-        return base if index == 0 else f"{base}_{index}"
+        self.last[base] = base if index == 0 else f"{base}_{index}"
+        return self.last[base]
+
+
+def _downsamples(step):
+    """Whether a stem step (or any step of a module's branches) has stride 2."""
+    if isinstance(step, list):  # a module: its branches
+        return any(_downsamples(s) for branch in step for s in branch)
+    return step[0] == "max" or (len(step) > 3 and step[3] == 2)
 
 
 def _inception_step(x, step, names):
@@ -212,6 +222,8 @@ def SEInceptionV3(
     *,
     se_ratio=SE_RATIO,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-Inception-v3: InceptionV3 with an SE block on the
     output of each Inception module (Hu et al., "Squeeze-and-Excitation
@@ -243,6 +255,17 @@ def SEInceptionV3(
         se_ratio: SE reduction ratio (16), or None for no SE blocks.
         include_preprocessing: bake the weights' normalisation into the
             model (raw RGB 0-255 in).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at reductions 2, 4, 8, 16, 32, the points
+            of keras.applications' InceptionV3 (and timm's ``inception_v3``):
+            the last activation before each stride change (``activation_2``,
+            64 channels; ``activation_4``, 192), the modules ``mixed2``
+            (288) and ``mixed7`` (768), and ``mixed10`` (2048), each module
+            after its SE block (``mixed2_se`` ...), each named after its
+            layer; ``out_indices`` picks some of them. Its
+            ``feature_info`` lists their channels and reductions (the
+            reductions are nominal: "valid" convolutions make the maps a
+            little smaller).
 
     Returns:
         A ``keras.Model``.
@@ -262,20 +285,35 @@ def SEInceptionV3(
     cfg = check_arguments("SEInceptionV3", weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation, options=options)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(input_tensor, input_shape, default_size=DEFAULT_SIZE,
                             min_size=MIN_SIZE, include_top=include_top, weights=weights,
                             require_flatten=True)
     x = preprocessing_layer(img_input, model_name="SEInceptionV3", weights=weights,
                             include_preprocessing=include_preprocessing, options=options)
     names = _KerasNames()
+    # Feature maps: the last map of each stride level (before the step that
+    # downsamples it), then mixed10.
+    reduction = 1
     for step in INCEPTION_V3_STEM:
+        if _downsamples(step):
+            if reduction > 1:
+                features.add(x, reduction, names.last["activation"])
+            reduction *= 2
         x = _inception_step(x, step, names)
     split_index = 0
+    previous = None
     for module_name, branches in INCEPTION_V3_MODULES:
+        if _downsamples(branches):
+            features.add(x, reduction, previous)
+            reduction *= 2
         x = inception_module(x, branches, module_name, names, split_index)
         if module_name in ("mixed9", "mixed10"):
             split_index += 1
         x = squeeze_excitation(x, se_ratio, module_name)
+        previous = f"{module_name}_se" if se_ratio else module_name
+    features.add(x, reduction, previous)
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         x = layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
@@ -286,7 +324,8 @@ def SEInceptionV3(
     return finish_model(img_input, x, input_tensor=input_tensor,
                         name=name or ("se_inception_v3" if se_ratio else "inception_v3"),
                         model_name="SEInceptionV3", weights=weights,
-                        include_top=include_top, cfg=cfg)
+                        include_top=include_top, cfg=cfg, features=features,
+                        out_indices=out_indices)
 
 
 # ---------------------------------------------------------- pre/post

@@ -20,6 +20,7 @@ from kerasnets.layers import SEBlock
 from kerasnets.models import mobilenet
 from kerasnets.models.common import (
     check_arguments,
+    check_features,
     finish_model,
     image_input,
     preprocessing_layer,
@@ -54,6 +55,8 @@ def SEMobileNet(
     dropout=1e-3,
     se_ratio=SE_RATIO,
     include_preprocessing=False,
+    features_only=False,
+    out_indices=None,
 ):
     """Instantiates SE-MobileNet: MobileNet v1 with an SE block after each
     depthwise separable block (Hu et al., "Squeeze-and-Excitation Networks",
@@ -77,6 +80,14 @@ def SEMobileNet(
         se_ratio: SE reduction ratio (16), or None (keras' MobileNet).
         include_preprocessing: bake the normalisation into the model (raw
             RGB 0-255 in; ImageNet mean/std, as ``preprocess_input``).
+        features_only: with ``include_top=False``, a backbone whose outputs
+            are the feature maps at reductions 2, 4, 8, 16, 32, MobileNet's
+            points (``kerasnets.MobileNet``; timm's ``mobilenetv1_100``
+            stages): the output of blocks 1, 3, 5, 11 and 13, the last of
+            each stride level, after its SE block (``conv_se_{i}``; with
+            ``se_ratio=None`` ``conv_pw_{i}_relu``, as MobileNet), each
+            named after its layer; ``out_indices`` picks some of them. Its
+            ``feature_info`` lists their channels and reductions.
 
     Returns:
         A ``keras.Model``.
@@ -96,6 +107,8 @@ def SEMobileNet(
     cfg = check_arguments("SEMobileNet", weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)
+    features = check_features(features_only=features_only, out_indices=out_indices,
+                              include_top=include_top, pooling=pooling)
     img_input = image_input(input_tensor, input_shape, default_size=DEFAULT_SIZE,
                             min_size=MIN_SIZE, include_top=include_top, weights=weights,
                             require_flatten=True)
@@ -103,14 +116,24 @@ def SEMobileNet(
                             include_preprocessing=include_preprocessing)
     x = mobilenet.conv_bn(x, int(mobilenet.STEM_FILTERS * alpha), "conv1", kernel_size=3,
                           strides=2)
+    # Feature maps: the last layer of each stride level (before each
+    # stride-2 block, and the network's last), as MobileNet's.
+    reduction, level_end = 2, "conv1_relu"
     for block_id, (filters, strides) in enumerate(mobilenet.BLOCKS, start=1):
+        if strides == 2:
+            features.add(x, reduction, level_end)
+            reduction *= 2
         x = mobilenet.depthwise_separable_block(x, filters, strides, alpha=alpha,
                                                 depth_multiplier=depth_multiplier,
                                                 block_id=block_id)
+        level_end = f"conv_pw_{block_id}_relu"
         if se_ratio:
             x = SEBlock(ratio=se_ratio, name=f"conv_se_{block_id}")(x)
+            level_end = f"conv_se_{block_id}"
+    features.add(x, reduction, level_end)
     x = mobilenet.mobilenet_top(x, include_top, pooling, classes, dropout,
                                 classifier_activation)
     return finish_model(img_input, x, input_tensor=input_tensor,
                         name=name or f"se_mobilenet_{alpha:0.2f}", model_name="SEMobileNet",
-                        weights=weights, include_top=include_top, cfg=cfg)
+                        weights=weights, include_top=include_top, cfg=cfg,
+                        features=features, out_indices=out_indices)

@@ -162,7 +162,8 @@ def test_signature_is_keras_applications_then_keyword_only():
     positional = [(p.name, p.default) for p in ours if p.kind is not p.KEYWORD_ONLY]
     assert positional == [(p.name, p.default) for p in theirs]
     keyword_only = [(p.name, p.default) for p in ours if p.kind is p.KEYWORD_ONLY]
-    assert keyword_only == [("include_preprocessing", False)]
+    assert keyword_only == [("include_preprocessing", False), ("features_only", False),
+                            ("out_indices", None)]
 
 
 # ------------------------------------------------------ counts and shapes
