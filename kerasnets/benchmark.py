@@ -25,22 +25,29 @@ its result, so that each step's time is the latency of one batch.
   ``jit_compile=False`` here is an explicit "no XLA". XLA on a CPU is usually
   slower (depthwise convolutions: 10x), so it is never chosen there for you.
 
-Backends: TensorFlow and JAX (``KERAS_BACKEND=jax``; the models are plain
-``keras.layers``/``keras.ops``, so they run there unchanged). TensorFlow is
-never imported under JAX. On JAX, ``jit_compile=True`` is ``jax.jit`` (XLA,
-JAX's normal mode) and ``jit_compile=False`` runs the step eagerly, op by
-op (each operation dispatched on its own: much slower, and the first step
+Backends: TensorFlow, JAX (``KERAS_BACKEND=jax``) and PyTorch
+(``KERAS_BACKEND=torch``); the models are plain ``keras.layers``/``keras.ops``
+and kerasnets' own layers, so they run there unchanged. TensorFlow is never
+imported under JAX or PyTorch. On JAX, ``jit_compile=True`` is ``jax.jit``
+(XLA, JAX's normal mode) and ``jit_compile=False`` runs the step eagerly, op
+by op (each operation dispatched on its own: much slower, and the first step
 compiles every operation's kernel); the inputs are numpy random numbers put
 on the device first, and the model's variables are waited for before the
-timed steps and at the last one, since JAX dispatches asynchronously.
-``BenchmarkResult.backend`` and ``backend_version`` say which ran
-(``tensorflow_version`` is None under JAX).
+timed steps and at the last one, since JAX dispatches asynchronously. On
+PyTorch, ``jit_compile=False`` is eager PyTorch (its normal mode) and
+``jit_compile=True`` is ``torch.compile`` (as Keras' torch trainer applies
+it; the first step compiles); inputs are tensors on Keras' device, and on a
+GPU CUDA is synchronised before the timed steps and after the last one. ``BenchmarkResult.backend`` and
+``backend_version`` say which ran (``tensorflow_version`` is None off
+TensorFlow).
 
 Peak memory: on a GPU, TensorFlow's allocator peak on ``GPU:0`` during the
 benchmark (``tf.config.experimental.get_memory_info``; reset at the start when
 TensorFlow allows it); under JAX, the XLA allocator's ``peak_bytes_in_use``
 of the first device (``jax.Device.memory_stats``): the process's peak, which
-JAX cannot reset, so run one benchmark a process. On a CPU, the growth of the process's peak resident
+JAX cannot reset, so run one benchmark a process; under PyTorch, the CUDA
+caching allocator's peak (``torch.cuda.max_memory_allocated``, reset at the
+start). On a CPU, the growth of the process's peak resident
 set size during the benchmark: on Linux the peak (``VmHWM``) is reset first
 through ``/proc/self/clear_refs`` and compared with the resident size before
 the model is built (read with psutil when installed); elsewhere the growth of
@@ -77,8 +84,8 @@ class BenchmarkResult:
     steps: int
     warmup: int
     precision: str  # the Keras dtype policy: float32, mixed_float16, mixed_bfloat16
-    jit_compile: bool  # XLA, as the model ran (under JAX: False is eager, op by op)
-    backend: str  # the Keras backend: "tensorflow" or "jax"
+    jit_compile: bool  # XLA (torch.compile under PyTorch), as the model ran
+    backend: str  # the Keras backend: "tensorflow", "jax" or "torch"
     device: str  # "gpu" or "cpu"
     device_name: str
     images_per_second: float  # batch_size * steps / time of the timed steps
@@ -90,7 +97,7 @@ class BenchmarkResult:
     peak_memory_bytes: Optional[int]
     memory_source: str
     params: int
-    backend_version: str  # TensorFlow's or JAX's version
+    backend_version: str  # TensorFlow's, JAX's or PyTorch's version
     tensorflow_version: Optional[str]  # None unless the backend is TensorFlow
     keras_version: str
     latencies_ms: list = dataclasses.field(default_factory=list, repr=False)
@@ -180,6 +187,22 @@ def _ru_maxrss_bytes():
     return value if sys.platform == "darwin" else value * 1024  # kB on Linux
 
 
+class _TorchPeak:
+    """The CUDA caching allocator's peak (reset at the start)."""
+
+    def __init__(self):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        self.source = ("PyTorch CUDA allocator peak (torch.cuda.max_memory_allocated, "
+                       "reset at the start)")
+
+    def stop(self):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+
+
 class _CPUPeak:
     """Growth of the process's peak RSS between start and stop."""
 
@@ -229,15 +252,28 @@ def _cpu_name():
     return platform.processor() or platform.machine()
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
 def _backend():
-    """The Keras backend's name, "tensorflow" or "jax" (others: ValueError)."""
+    """The Keras backend's name, one of ``BACKENDS`` (others: ValueError)."""
     import keras
 
     name = keras.backend.backend()
-    if name not in ("tensorflow", "jax"):
-        raise ValueError(f"kerasnets.benchmark runs on the tensorflow and jax backends, "
-                         f"not {name!r} (set KERAS_BACKEND).")
+    if name not in BACKENDS:
+        raise ValueError(f"kerasnets.benchmark runs on the {', '.join(BACKENDS)} "
+                         f"backends, not {name!r} (set KERAS_BACKEND).")
     return name
+
+
+def _torch_device_info():
+    import torch
+
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        return "gpu", torch.cuda.get_device_name(0) + (f" (1 of {count})" if count > 1 else "")
+    cores = os.cpu_count() or 1
+    return "cpu", f"{_cpu_name()}, {cores} cores"
 
 
 def _jax_device_info():
@@ -258,6 +294,8 @@ def device_info():
     (TensorFlow, or JAX's first device) will compute."""
     if _backend() == "jax":
         return _jax_device_info()
+    if _backend() == "torch":
+        return _torch_device_info()
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -286,16 +324,16 @@ def _policy(mixed_precision, backend, kind):
             raise ValueError(f"mixed_precision {mixed_precision!r}: expected True, False, "
                              "'mixed_float16' or 'mixed_bfloat16'")
         return mixed_precision
-    if backend == "jax":
+    if backend != "tensorflow":
         return "mixed_float16" if kind == "gpu" else "mixed_bfloat16"
     import tensorflow as tf
 
     return training.mixed_precision_policy(tf.distribute.get_strategy())
 
 
-def _jax_inputs(batch_size, image_size, seed, mode):
-    """Random images in [-1, 1) and one-hot labels (train), on JAX's device."""
-    import jax
+def _device_inputs(batch_size, image_size, seed, mode, backend):
+    """Random images in [-1, 1) and one-hot labels (train), on the JAX or
+    PyTorch device Keras computes on."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -303,7 +341,15 @@ def _jax_inputs(batch_size, image_size, seed, mode):
     y = None
     if mode == "train":
         y = np.eye(1000, dtype="float32")[rng.integers(0, 1000, batch_size)]
-    return jax.device_put(x), None if y is None else jax.device_put(y)
+    if backend == "jax":
+        import jax
+
+        put = jax.device_put
+    else:
+        import keras
+
+        put = keras.ops.convert_to_tensor  # on Keras' torch device
+    return put(x), None if y is None else put(y)
 
 
 def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_precision=False,
@@ -342,6 +388,8 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     backend = _backend()
     if backend == "jax":
         import jax
+    elif backend == "torch":
+        import torch
     else:
         import tensorflow as tf
     kind, device_name = device_info()
@@ -354,8 +402,12 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     gc.collect()
     if kind == "cpu":
         memory = _CPUPeak()
+    elif backend == "jax":
+        memory = _JAXPeak(jax.devices()[0])
+    elif backend == "torch":
+        memory = _TorchPeak()
     else:
-        memory = _JAXPeak(jax.devices()[0]) if backend == "jax" else _GPUPeak(tf)
+        memory = _GPUPeak(tf)
     start = time.perf_counter()
     previous_policy = keras.config.dtype_policy()
     try:
@@ -376,10 +428,15 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
 
     wait = None  # TensorFlow: each step's numpy result waited for the step
     if backend == "jax":
-        x, y = _jax_inputs(batch_size, image_size, seed, mode)
+        x, y = _device_inputs(batch_size, image_size, seed, mode, backend)
 
         def wait():  # JAX dispatches asynchronously: wait for the new weights too
             jax.block_until_ready([v.value for v in net.variables])
+    elif backend == "torch":
+        x, y = _device_inputs(batch_size, image_size, seed, mode, backend)
+        if kind == "gpu":
+            def wait():  # the optimizer's last kernels may still run
+                torch.cuda.synchronize()
     else:
         x = tf.random.stateless_uniform((batch_size, image_size, image_size, 3), (seed, 1),
                                         -1.0, 1.0)
@@ -412,7 +469,8 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     peak = memory.stop()
 
     ms = np.asarray(latencies) * 1000.0
-    backend_version = jax.__version__ if backend == "jax" else tf.__version__
+    backend_version = {"jax": lambda: jax.__version__, "torch": lambda: torch.__version__,
+                       "tensorflow": lambda: tf.__version__}[backend]()
     result = BenchmarkResult(
         model=name, mode=mode, batch_size=batch_size, image_size=image_size, steps=steps,
         warmup=warmup, precision=policy, jit_compile=bool(net.jit_compile), backend=backend,
@@ -431,4 +489,5 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     return result
 
 
-__all__ = ["MODES", "BenchmarkResult", "benchmark", "device_info", "format_bytes"]
+__all__ = ["BACKENDS", "MODES", "BenchmarkResult", "benchmark", "device_info",
+           "format_bytes"]

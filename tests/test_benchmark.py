@@ -126,35 +126,43 @@ def test_cli_benchmark_errors(capsys):
 
 
 @pytest.mark.heavy
-def test_cli_benchmark_json_on_jax():
-    """`kerasnets benchmark` on Keras' JAX backend (the GPU check's path when
-    TensorFlow has no GPU): it runs, without TensorFlow, and says which
-    backend ran. jax is in the test extra: missing under CI=true fails."""
+@pytest.mark.parametrize("backend, jit_compile", [("jax", True), ("torch", False)])
+def test_cli_benchmark_json_on_other_backends(backend, jit_compile):
+    """`kerasnets benchmark` on Keras' JAX and PyTorch backends (the GPU
+    check's path when TensorFlow has no GPU; the per-backend table of
+    tools/bench_vs_timm.py): it runs, without TensorFlow, and says which
+    backend ran. jax (test extra) and torch (parity extra): missing under
+    CI=true fails."""
     import importlib.util
 
     from tests.parity import IN_CI
 
-    if importlib.util.find_spec("jax") is None:
-        message = "jax is not installed (pip install -e '.[test]')"
+    if importlib.util.find_spec(backend) is None:
+        message = f"{backend} is not installed (pip install -e '.[test,parity]')"
         if IN_CI:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     done = subprocess.run(
         [sys.executable, "-m", "kerasnets", "benchmark", "--model", "MobileNetV3Small",
          "--mode", "train", "--batch-size", "2", "--image-size", "32", "--steps", "1",
-         "--warmup", "1", "--jit-compile", "--json"],  # jax.jit: half the time of eager
+         "--warmup", "1", "--json"]
+        # jax.jit: half the time of eager JAX; PyTorch: eager, its usual mode
+        + (["--jit-compile"] if jit_compile else []),
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        env=dict(os.environ, KERAS_BACKEND="jax",
+        env=dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="",
                  PYTHONPATH=os.pathsep.join(filter(None, [ROOT,
                                                           os.environ.get("PYTHONPATH")]))),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     r = json.loads(done.stdout.strip().splitlines()[-1])
     assert set(r) == FIELDS
-    assert (r["backend"], r["tensorflow_version"]) == ("jax", None)
+    assert (r["backend"], r["tensorflow_version"]) == (backend, None)
     assert r["backend_version"] and r["model"] == "MobileNetV3Small"
-    assert r["mode"] == "train" and r["jit_compile"] is True
+    assert r["mode"] == "train" and r["jit_compile"] is jit_compile
     assert r["images_per_second"] > 0 and len(r["latencies_ms"]) == 1
+    assert r["device"] == "cpu"  # CUDA_VISIBLE_DEVICES=""
+    if sys.platform.startswith("linux"):
+        assert isinstance(r["peak_memory_bytes"], int) and r["peak_memory_bytes"] >= 0
 
 
 def _load_bench_vs_timm():
@@ -193,6 +201,12 @@ def test_bench_vs_timm_covers_every_family(timm):
     args = tool.parse_args(["--quick"])
     assert (args.batch_size, args.image_size, args.repeats) == (2, 64, 1)
     assert args.models == tool.DEFAULT_MODELS
+    assert args.backends == ["tensorflow"]
+    args = tool.parse_args(["--backends", "tensorflow", "jax", "torch"])
+    assert args.backends == list(tool.BACKENDS)
+    # each backend in its usual mode: XLA for JAX only
+    assert tool.JIT_COMPILE == {"tensorflow": False, "jax": True, "torch": False}
+    assert tool.worker_env(args, "kerasnets:torch")["KERAS_BACKEND"] == "torch"
 
 
 @pytest.mark.heavy

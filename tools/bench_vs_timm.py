@@ -11,8 +11,10 @@ median of ``--repeats`` processes. Prints a markdown table with the date and
 the machine, ready for the README.
 
 - kerasnets: ``kerasnets.benchmark.benchmark`` (the code of ``kerasnets
-  benchmark``): TensorFlow graph, no XLA, ``predict_on_batch`` /
-  ``train_on_batch`` after the ``kerasnets train`` compile recipe.
+  benchmark``): ``predict_on_batch`` / ``train_on_batch`` after the
+  ``kerasnets train`` compile recipe, on the Keras backends of
+  ``--backends`` (default TensorFlow), each in its usual mode: TensorFlow
+  graph without XLA, JAX ``jax.jit`` (XLA), PyTorch eager.
 - timm: PyTorch eager, ``torch.inference_mode()`` / ``model.train()`` with
   ``torch.optim.SGD(momentum=0.9, nesterov=True, weight_decay=5e-5)`` and
   ``CrossEntropyLoss(label_smoothing=0.1)``.
@@ -35,6 +37,7 @@ the same layout and parameter count; "torch:" names).
     python tools/bench_vs_timm.py --models DPN68 DPN92 --repeats 5 --threads 2
     python tools/bench_vs_timm.py --train-image-size 160   # training at 160 px
     python tools/bench_vs_timm.py --quick --models MobileNet   # smoke run: 64 px, batch 2
+    python tools/bench_vs_timm.py --backends tensorflow jax torch  # which Keras backend
 
 Workers are ordinary children in this script's process group (killing the
 group, or Ctrl-C, ends them too); each has a --timeout.
@@ -108,6 +111,11 @@ def create_peer(name):
 
     return timm.create_model(name, pretrained=False, num_classes=1000)
 MODES = ("infer", "train")
+BACKENDS = ("tensorflow", "jax", "torch")  # Keras backends kerasnets can run on
+BACKEND_LABELS = {"tensorflow": "TF", "jax": "JAX", "torch": "PyTorch"}
+# Each backend's usual mode: XLA for JAX (eager JAX runs op by op), none for
+# TensorFlow (its graph; XLA is slower on CPUs) and PyTorch (eager).
+JIT_COMPILE = {"tensorflow": False, "jax": True, "torch": False}
 QUICK = dict(batch_size=2, image_size=64, steps=2, warmup=1, repeats=1)
 FULL = dict(batch_size=8, image_size=224, steps=10, warmup=3, repeats=3)
 
@@ -116,19 +124,30 @@ FULL = dict(batch_size=8, image_size=224, steps=10, warmup=3, repeats=3)
 
 
 def kerasnets_worker(args):
+    """kerasnets on the Keras backend of this process (KERAS_BACKEND, set by
+    ``measure``), in that backend's usual mode (``JIT_COMPILE``)."""
     sys.path.insert(0, ROOT)
     import kerasnets  # noqa: F401  (first: its oneDNN default applies)
-    import tensorflow as tf
+    import keras
 
     from kerasnets import benchmark
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    elif backend == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    # JAX: the CPU affinity set by worker() bounds XLA's thread pool.
     result = benchmark.benchmark(args.model, args.mode, batch_size=args.batch_size,
                                  image_size=args.image_size, steps=args.steps,
-                                 warmup=args.warmup)
+                                 warmup=args.warmup, jit_compile=JIT_COMPILE[backend])
     return {"images_per_second": result.images_per_second,
             "latency_p50_ms": result.latency_p50_ms, "device": result.device_name,
-            "version": f"TF {tf.__version__}"}
+            "version": f"{BACKEND_LABELS[backend]} {result.backend_version}"}
 
 
 def timm_worker(args):
@@ -180,6 +199,9 @@ def timm_worker(args):
 
 def worker(args):
     """One measurement in this process: prints one JSON line."""
+    if args.threads < available_cores() and hasattr(os, "sched_setaffinity"):
+        # JAX has no thread-count setting: bound every library by CPU affinity.
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:args.threads])
     result = (timm_worker if args.worker == "timm" else kerasnets_worker)(args)
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -187,9 +209,13 @@ def worker(args):
 # ---------------------------------------------------------------- driver
 
 
-def worker_env(args):
+def worker_env(args, lib="timm"):
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if lib.startswith("kerasnets:"):
+        env["KERAS_BACKEND"] = lib.split(":", 1)[1]
+    if args.device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     if args.device == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = ""
@@ -199,15 +225,18 @@ def worker_env(args):
 
 
 def measure(lib, model, mode, size, args):
-    """images/s of one fresh worker process, or None (the error goes to stderr)."""
+    """images/s of one fresh worker process, or None (the error goes to stderr).
+    ``lib`` is "timm" or "kerasnets:BACKEND"."""
     command = [
-        sys.executable, os.path.abspath(__file__), "--worker", lib, "--model", model,
+        sys.executable, os.path.abspath(__file__), "--worker", lib.split(":", 1)[0],
+        "--model", model,
         "--mode", mode, "--batch-size", str(args.batch_size), "--image-size", str(size),
         "--steps", str(args.steps), "--warmup", str(args.warmup),
         "--threads", str(args.threads), "--device", args.device,
     ]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, env=worker_env(args),
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env=worker_env(args, lib),
                               timeout=args.timeout, cwd=ROOT, check=False)
     except subprocess.TimeoutExpired:
         print(f"  {lib} {model} {mode}: no result within {args.timeout} s", file=sys.stderr)
@@ -242,8 +271,8 @@ def versions():
     from importlib import metadata
 
     parts = []
-    for label, dist in (("TF", "tensorflow"), ("Keras", "keras"), ("torch", "torch"),
-                        ("timm", "timm")):
+    for label, dist in (("TF", "tensorflow"), ("JAX", "jax"), ("Keras", "keras"),
+                        ("torch", "torch"), ("timm", "timm")):
         try:
             parts.append(f"{label} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
@@ -272,11 +301,17 @@ def header(args):
             f"{versions()}.\n\n"
             f"{args.device.upper()}, float32, batch {args.batch_size}, {sizes}; "
             f"{args.threads} intra-op threads in both libraries (torch.set_num_threads, "
-            f"TF intra_op_parallelism_threads). images/s: median of {args.repeats} fresh "
+            f"TF intra_op_parallelism_threads{', JAX: CPU affinity' if 'jax' in args.backends else ''}). "
+            f"images/s: median of {args.repeats} fresh "
             f"{processes} per cell, each {args.steps} timed steps after {args.warmup} "
-            "warm-up; kerasnets and timm runs alternate. kerasnets: TF graph without XLA "
-            "(`kerasnets benchmark`); timm: PyTorch eager. Training step: SGD (Nesterov "
-            "momentum, weight decay), label-smoothed cross-entropy.")
+            f"warm-up; kerasnets and timm runs alternate. kerasnets (`kerasnets benchmark`) "
+            f"on {', '.join(BACKEND_DESCRIPTIONS[b] for b in args.backends)}; timm: PyTorch "
+            "eager. Training step: SGD (Nesterov momentum, weight decay), label-smoothed "
+            "cross-entropy.")
+
+
+BACKEND_DESCRIPTIONS = {"tensorflow": "TF graph without XLA", "jax": "JAX with jax.jit (XLA)",
+                        "torch": "PyTorch eager (Keras' torch backend)"}
 
 
 def cell(value):
@@ -300,29 +335,55 @@ def run(args):
     warn_if_busy(args)
     print(header(args))
     print()
-    print("| model | timm model | mode | batch | size | kerasnets img/s | timm img/s | ratio |")
-    print("|---|---|---|---:|---:|---:|---:|---:|")
+    several = len(args.backends) > 1
+    libs = [f"kerasnets:{b}" for b in args.backends] + ["timm"]
+    if several:
+        columns = " | ".join(f"{BACKEND_LABELS[b]} img/s" for b in args.backends)
+        print(f"| model | timm model | mode | batch | size | {columns} | timm img/s | "
+              "fastest backend |")
+        print("|---|---|---|---:|---:|" + "---:|" * (len(args.backends) + 1) + "---|")
+    else:
+        print("| model | timm model | mode | batch | size | kerasnets img/s | timm img/s | "
+              "ratio |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
     sys.stdout.flush()
     for model in args.models:
         peer, relation = PEERS[model]
         peer_text = peer if relation == "same" else f"{peer} (closest)"
         for mode in args.modes:
             size = args.image_size if mode == "infer" else args.train_image_size
-            rates = {lib: [] for lib in LIBRARIES}
+            rates = {lib: [] for lib in libs}
             for round_ in range(args.repeats):
-                for lib in LIBRARIES:
+                for lib in libs:
                     print(f"  [{model} {mode} round {round_ + 1}/{args.repeats}] {lib}",
                           file=sys.stderr, flush=True)
                     result = measure(lib, model, mode, size, args)
                     if result is not None:
                         rates[lib].append(result["images_per_second"])
-            ours, theirs = (statistics.median(rates[lib]) if rates[lib] else None
-                            for lib in LIBRARIES)
-            ratio = f"{ours / theirs:.2f}" if ours and theirs else "-"
-            print(f"| {model} | {peer_text} | {mode} | {args.batch_size} | {size} | "
-                  f"{cell(ours)} | {cell(theirs)} | {ratio} |", flush=True)
+            medians = {lib: statistics.median(rates[lib]) if rates[lib] else None
+                       for lib in libs}
+            theirs = medians["timm"]
+            if several:
+                ours = {b: medians[f"kerasnets:{b}"] for b in args.backends}
+                measured = {b: v for b, v in ours.items() if v}
+                fastest = max(measured, key=measured.get) if measured else None
+                best = (f"{BACKEND_LABELS[fastest]}"
+                        + (f" ({measured[fastest] / theirs:.2f}x timm)" if theirs else "")
+                        if fastest else "-")
+                cells = " | ".join(cell(ours[b]) for b in args.backends)
+                print(f"| {model} | {peer_text} | {mode} | {args.batch_size} | {size} | "
+                      f"{cells} | {cell(theirs)} | {best} |", flush=True)
+            else:
+                ours = medians[libs[0]]
+                ratio = f"{ours / theirs:.2f}" if ours and theirs else "-"
+                print(f"| {model} | {peer_text} | {mode} | {args.batch_size} | {size} | "
+                      f"{cell(ours)} | {cell(theirs)} | {ratio} |", flush=True)
     print()
-    print("ratio = kerasnets / timm (above 1: kerasnets is faster).", flush=True)
+    if several:
+        print("fastest backend: the Keras backend with the most images/s for kerasnets "
+              "(in brackets: its images/s over timm's).", flush=True)
+    else:
+        print("ratio = kerasnets / timm (above 1: kerasnets is faster).", flush=True)
 
 
 def parse_args(argv=None):
@@ -347,6 +408,9 @@ def parse_args(argv=None):
                         help=f"untimed steps first (default {FULL['warmup']})")
     parser.add_argument("--threads", type=int, default=available_cores(),
                         help="intra-op threads of both libraries (default: all cores)")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=["tensorflow"],
+                        help="Keras backends to run kerasnets on (default tensorflow; "
+                             "several: one column each)")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--timeout", type=float, default=1800,
                         help="seconds per worker process")

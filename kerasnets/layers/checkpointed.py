@@ -16,9 +16,10 @@ the pair
 computes ``conv(relu(bn(concat(features))))`` from the *list* ``features``
 and keeps only that list (shared by all layers of a block) and a few
 per-channel vectors; concatenation, normalisation and activation are
-recomputed in the backward pass (TensorFlow; other backends compute the same
-values without recomputation). Outputs and gradients equal those of
-``Concatenate -> BatchNormalization -> Activation -> Conv2D``:
+recomputed in the backward pass (a custom gradient on TensorFlow,
+``jax.checkpoint`` on JAX, ``torch.utils.checkpoint`` on PyTorch). Outputs
+and gradients equal those of ``Concatenate -> BatchNormalization ->
+Activation -> Conv2D``:
 
 - ``ConcatBatchNormalization`` is a ``BatchNormalization`` (same variables,
   config, moving-statistics update, ``trainable=False`` inference mode) whose
@@ -94,9 +95,44 @@ def _recompute_in_backward(fn, args, anchor=-1):
     return recomputed(*[tf.convert_to_tensor(a) for a in args])
 
 
+def _jax_recompute(fn, args):
+    """``jax.checkpoint(fn)(*args)`` when JAX traces the call (``jax.jit``,
+    ``jax.grad``: Keras' training step): the backward pass recomputes ``fn``
+    from ``args`` (``prevent_cse`` keeps XLA from merging the recomputation
+    with the forward pass). Eager calls on concrete arrays run ``fn``."""
+    import jax
+
+    if not any(isinstance(a, jax.core.Tracer) for a in args):
+        return fn(*args)
+    return jax.checkpoint(fn)(*args)
+
+
+def _torch_recompute(fn, args):
+    """``torch.utils.checkpoint`` (non-reentrant) when autograd records the
+    call: only ``args`` are saved, ``fn`` runs again in the backward pass.
+    Without gradients (inference) ``fn`` runs as it is."""
+    import torch
+
+    if not (torch.is_grad_enabled()
+            and any(getattr(a, "requires_grad", False) for a in args)):
+        return fn(*args)
+    from torch.utils.checkpoint import checkpoint
+
+    return checkpoint(fn, *args, use_reentrant=False)
+
+
 def _recompute(fn, args):
-    if keras.backend.backend() == "tensorflow":
+    """``fn(*args)``, keeping only ``args`` for the backward pass, which
+    recomputes ``fn``: a custom gradient on TensorFlow, ``jax.checkpoint``
+    on JAX, ``torch.utils.checkpoint`` on PyTorch; other backends run ``fn``
+    (same values, no memory saved)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         return _recompute_in_backward(fn, args)
+    if backend == "jax":
+        return _jax_recompute(fn, args)
+    if backend == "torch":
+        return _torch_recompute(fn, args)
     return fn(*args)
 
 
@@ -124,7 +160,7 @@ class ConcatBatchNormalization(keras.layers.BatchNormalization):
     ``ConcatNormActConv2D``. Variables, arguments and the moving-statistics
     update are BatchNormalization's. In training the batch moments are
     computed without keeping the concatenation for the backward pass (it is
-    recomputed there, on TensorFlow). ``renorm`` and ``synchronized`` are not
+    recomputed there). ``renorm`` and ``synchronized`` are not
     supported. Reference: Pleiss et al., "Memory-Efficient Implementation
     of DenseNets", 2017 (arXiv:1707.06990).
 
@@ -294,7 +330,7 @@ class ConcatNormActConv2D(_ConcatNormActConv, keras.layers.Conv2D):
     feature maps), so the layer equals ``Concatenate -> BatchNormalization ->
     Activation(norm_activation) -> Conv2D`` with the same kernel, and stores
     only ``features`` and ``affine`` for the backward pass, where the
-    concatenation, normalisation and activation are recomputed (TensorFlow).
+    concatenation, normalisation and activation are recomputed.
 
     Args:
         norm_activation: the activation between normalisation and
