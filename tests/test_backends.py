@@ -451,3 +451,39 @@ def test_inference_never_imports_tensorflow(full_run):
     inference = [t["id"] for t in spec if t["kind"] in ("predict", "pretrained", "load_keras")]
     assert not [i for i in inference if report["tasks"][i]["tensorflow_imported"]]
 
+
+
+@pytest.mark.heavy
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cli_train_on_backend(tmp_path, backend):
+    """`kerasnets train` as a JAX or PyTorch user runs it (tf.data feeds the
+    backend's model; the default strategy), and a tf.distribute strategy is
+    refused before anything is written."""
+    require_backend(backend)
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / cls / f"{i}.png")
+    env = dict(os.environ, KERAS_BACKEND=backend, CUDA_VISIBLE_DEVICES="",
+               JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+
+    def train(output, *extra):
+        return subprocess.run(
+            [sys.executable, "-m", "kerasnets", "train", "--model", "MobileNetV3Small",
+             "--model-arg", "alpha=0.75", "--weights", "none",
+             "--dataset", f"folder:{tmp_path / 'data'}", "--epochs", "1", "--batch-size", "4",
+             "--image-size", "32", "--output", str(output), *extra],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+    done = train(tmp_path / "run")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "final: accuracy" in done.stdout and (tmp_path / "run" / "model.keras").is_file()
+    refused = train(tmp_path / "refused", "--strategy", "mirrored")
+    assert refused.returncode != 0
+    assert f"TensorFlow backend only (KERAS_BACKEND is {backend})" in refused.stderr
+    assert not (tmp_path / "refused").exists()

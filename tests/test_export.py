@@ -341,3 +341,20 @@ def test_format_and_builder_names():
     assert export.builder_for("densenet99") == "DenseNet"  # the family's preprocessing
     assert export.builder_for("mobilenetv9") is None
     assert export.builder_for("my_model") is None
+
+
+def test_formats_keras_cannot_export_on_a_backend_are_refused_first():
+    """Measured with Keras 3.15 (README "Backends"): LiteRT needs TensorFlow
+    (or litert-torch), SavedModel fails on PyTorch. The refusal names the
+    backend that exports it."""
+    from kerasnets.export.checks import BACKEND_FORMATS, check_backend_format
+
+    for backend, formats in BACKEND_FORMATS.items():
+        for format in formats:
+            check_backend_format(format, backend)
+    assert set(BACKEND_FORMATS["tensorflow"]) == set(export.FORMATS)
+    with pytest.raises(ValueError, match="cannot export tflite on the jax backend.*"
+                                         "KERAS_BACKEND=tensorflow"):
+        check_backend_format("tflite", "jax")
+    with pytest.raises(ValueError, match="cannot export savedmodel on the torch backend"):
+        check_backend_format("savedmodel", "torch")

@@ -133,6 +133,29 @@ def _shape_text(shape):
 # ------------------------------------------------------------------ formats
 
 
+# Formats Keras exports on each backend (Keras 3.15, measured: README
+# "Backends"). ONNX on JAX goes through jax2onnx and LiteRT on PyTorch
+# through litert-torch when they are installed; Keras' SavedModel export on
+# PyTorch fails (torch.export's dynamic shapes), and its LiteRT export needs
+# TensorFlow or PyTorch.
+BACKEND_FORMATS = {
+    "tensorflow": ("savedmodel", "tflite", "onnx"),
+    "jax": ("savedmodel", "onnx"),
+    "torch": ("onnx", "tflite"),
+}
+
+
+def check_backend_format(format, backend):
+    """Refuses, before any work, a format Keras cannot export on ``backend``."""
+    supported = BACKEND_FORMATS.get(backend, ())
+    if format not in supported:
+        others = [b for b, formats in BACKEND_FORMATS.items() if format in formats]
+        raise ValueError(
+            f"Keras cannot export {format} on the {backend} backend (it exports "
+            f"{', '.join(supported) or 'nothing'} there): run the export with "
+            f"KERAS_BACKEND={others[0]} (the same model and weights files work).")
+
+
 def resolve_format(format, path):
     """The export format: given, or read from the path (``.tflite``,
     ``.onnx``, a name without an extension: a SavedModel directory; other

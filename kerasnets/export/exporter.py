@@ -26,6 +26,7 @@ from kerasnets.export.checks import (
     _on_cpu,
     _quiet_converters,
     _remove,
+    check_backend_format,
     compare,
     load_exported,
     resolve_format,
@@ -109,6 +110,7 @@ def export_model(
     start = time.perf_counter()
     path = os.fspath(path)
     format = resolve_format(format, path)
+    check_backend_format(format, keras.backend.backend())
     if quantize is not None:
         if quantize not in QUANTIZATIONS:
             raise ValueError(f"Unknown quantization {quantize!r}: expected "

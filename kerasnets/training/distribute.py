@@ -24,9 +24,29 @@ def get_strategy(name="auto", tpu=None):
       ``TF_CONFIG``; create it first, before any other TensorFlow work.
     - ``"tpu"``: TPUStrategy through ``TPUClusterResolver(tpu)``: ``tpu`` is a
       TPU name, a ``grpc://host:8470`` address or ``"local"`` (TPU VM).
+
+    ``tf.distribute`` drives TensorFlow only: on Keras' JAX and PyTorch
+    backends ``"auto"`` is the default strategy (the backend computes on its
+    own default device) and the others raise ValueError.
     """
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        if name != "auto":
+            hint = ("set JAX_PLATFORMS=cpu" if backend == "jax" else
+                    "set CUDA_VISIBLE_DEVICES=''") if name == "cpu" else (
+                "keras.distribution.DataParallel spreads batches over JAX's devices"
+                if backend == "jax" else "run it with KERAS_BACKEND=tensorflow")
+            raise ValueError(
+                f"Strategy {name!r} is a tf.distribute strategy, which runs on the "
+                f"TensorFlow backend only (KERAS_BACKEND is {backend}): use 'auto' "
+                f"({backend}'s default device); {hint}.")
+        import tensorflow as tf
+
+        return tf.distribute.get_strategy()
     # One strategy per kind and process: TensorFlow allows one multi-worker
     # strategy and one TPU initialisation per process, and two mirrored
     # strategies over the same devices would share collective-op keys.
