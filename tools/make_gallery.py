@@ -41,9 +41,17 @@ def gallery_rows():
         default = next((c for c in cfgs if c.get("default")), None)
         tags = sorted({c["tag"] for c in cfgs} | {"imagenet"}) if cfgs else []
         default_tag = default["tag"] if default else (cfgs[0]["tag"] if cfgs else None)
+        if default:
+            source = default.get("source", "")
+        elif cfgs:  # weights for another configuration only (e.g. SEInceptionV3 without SE)
+            first = cfgs[0]
+            options = ", ".join(f"{k}={v!r}" for k, v in sorted(first["options"].items()))
+            source = f"{first.get('source', '')}, for {options}" if options else first.get(
+                "source", "")
+        else:
+            source = ""
         rows.append((record["family"], name, record.get("params"), record.get("macs"),
-                     default["top1"] if default else None, tags,
-                     (default or {}).get("source", ""), default_tag))
+                     default["top1"] if default else None, tags, source, default_tag))
     return sorted(rows, key=lambda r: (r[0], r[3] or 0, r[1]))
 
 
