@@ -161,6 +161,33 @@ def test_builds_with_keras_arguments(name):
     assert len(headless.output_shape) == 2 and headless.pretrained_cfg is None
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_every_builder_is_a_backbone(name):
+    """``features_only=True``: one map per ``feature_info`` entry, with its
+    channels and about its stride (valid padding loses a few pixels), the
+    last one shaped as the ``include_top=False`` output."""
+    record = registry.indexed(name)
+    size = max(record["min_size"], 64)
+    info = kerasnets.feature_info(name)
+    backbone = kerasnets.create_model(name, weights=None, include_top=False,
+                                      features_only=True, input_shape=(size, size, 3))
+    assert backbone.feature_info == info
+    assert [i["index"] for i in info] == list(range(len(info)))
+    reductions = [i["reduction"] for i in info]
+    assert reductions == sorted(reductions) and reductions[-1] == 32, reductions
+    for shape, item in zip(backbone.output_shape, info):
+        assert shape[3] == item["num_chs"], (shape, item)
+        assert size / item["reduction"] - 3 <= shape[1] <= -(-size // item["reduction"])
+    headless = kerasnets.create_model(name, weights=None, include_top=False,
+                                      input_shape=(size, size, 3))
+    assert backbone.output_shape[-1] == headless.output_shape
+    picked = kerasnets.create_model(name, weights=None, include_top=False, features_only=True,
+                                    out_indices=(1, len(info) - 1),
+                                    input_shape=(size, size, 3))
+    assert [o[1:] for o in picked.output_shape] == [
+        backbone.output_shape[1][1:], backbone.output_shape[-1][1:]]
+
+
 @pytest.mark.heavy
 @pytest.mark.parametrize("name", NAMES)
 def test_figures_match_the_built_model(name):

@@ -28,10 +28,14 @@ def timm_features(model, images):
 
 def assert_features_close(ours, theirs, tol):
     assert len(ours) == len(theirs)
+    ratios = []
     for level, (a, b) in enumerate(zip(ours, theirs)):
         assert a.shape == b.shape, (level, a.shape, b.shape)
         # Each map compared like logits: relative to its spread across images.
-        assert_logits_close(a.reshape(len(a), -1), b.reshape(len(b), -1), tol=tol)
+        ratios.append(assert_logits_close(a.reshape(len(a), -1), b.reshape(len(b), -1),
+                                          tol=tol))
+    print("max difference / spread per map:", " ".join(f"{r:.1e}" for r in ratios))
+    return ratios
 
 
 # kerasnets model, timm model, checkpoint suffix, builder arguments, tolerance
