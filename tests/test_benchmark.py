@@ -57,6 +57,7 @@ def test_benchmark_function(mode):
     assert result.summary().startswith(f"MobileNet {mode} batch 2 at 32 px, float32")
 
 
+@pytest.mark.heavy
 def test_benchmark_mixed_precision_train_restores_policy():
     result = benchmark.benchmark(kerasnets.MobileNet, "train", mixed_precision=True, **TINY)
     expected = "mixed_float16" if result.device == "gpu" else "mixed_bfloat16"

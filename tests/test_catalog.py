@@ -95,7 +95,8 @@ def test_import_is_lazy():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("order", ["kerasnets first", "keras first"])
+@pytest.mark.parametrize("order", ["kerasnets first",
+                                   pytest.param("keras first", marks=pytest.mark.heavy)])
 def test_keras_reads_kerasnets_models_after_import_kerasnets(tmp_path, order):
     """keras.saving.load_model finds kerasnets' layers after a plain
     ``import kerasnets`` (the layers register when Keras is imported), in a

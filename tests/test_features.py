@@ -194,8 +194,11 @@ IGC_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("name, kwargs, size, points", IGC_POINTS,
-                         ids=[f"{p[0]}-{i}" for i, p in enumerate(IGC_POINTS)])
+# IGC_L100M2 (as IGC_L4M32) and IGCV3 (its pytorchcv parity test) in the heavy tier
+@pytest.mark.parametrize("name, kwargs, size, points", [
+    pytest.param(*p, id=f"{p[0]}-{i}",
+                 marks=[pytest.mark.heavy] if p[0] in ("IGC_L100M2", "IGCV3") else [])
+    for i, p in enumerate(IGC_POINTS)])
 def test_igc_features_are_the_classifier_layers(tmp_path, name, kwargs, size, points):
     """Shapes and reductions; a backbone loaded from the classifier's weights
     file gives the outputs of the classifier's layers at the points (and its

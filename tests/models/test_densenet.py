@@ -125,6 +125,7 @@ def test_densenet121_matches_keras_applications(keras121_h5):
     print(f"DenseNet121 vs keras.applications (top, 224): ratio {ratio:.2g}")
 
 
+@pytest.mark.heavy
 def test_generic_densenet_notop_matches_keras_applications(tmp_path):
     """keras' notop file, through the generic builder (blocks first)."""
     images = random_images(4, 64, seed=1)
@@ -266,6 +267,7 @@ def test_converter_registered_for_every_builder():
 # ------------------------------------------------------ parameter counts
 
 
+@pytest.mark.heavy
 def test_densenet264_parameter_counts():
     # 121/169/201/161 are counted in their parity tests.
     model = kerasnets.DenseNet264(input_shape=(32, 32, 3))
@@ -279,8 +281,8 @@ def test_densenet264_parameter_counts():
         (40, 12, False, 1_019_722),
         (100, 12, False, 6_979_642),
         (100, 12, True, 769_162),
-        (250, 24, True, 15_324_406),
-        (190, 40, True, 25_624_430),
+        pytest.param(250, 24, True, 15_324_406, marks=pytest.mark.heavy),
+        pytest.param(190, 40, True, 25_624_430, marks=pytest.mark.heavy),
     ],
 )
 def test_cifar_parameter_counts(depth, growth_rate, bc, params):

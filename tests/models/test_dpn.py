@@ -29,7 +29,9 @@ def trainable(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-@pytest.mark.parametrize("builder", sorted(PARAMS))
+@pytest.mark.parametrize("builder", [
+    pytest.param(b, marks=pytest.mark.heavy) if b in ("DPN98", "DPN107", "DPN131") else b
+    for b in sorted(PARAMS)])
 def test_parameter_counts(builder):
     model = getattr(kerasnets, builder)(weights=None)
     assert (trainable(model), model.count_params()) == PARAMS[builder]
@@ -38,7 +40,7 @@ def test_parameter_counts(builder):
 # timm name, checkpoint format, sizes checked
 PARITY = [  # the deep ones in the heavy tier (pytest -m heavy)
     ("dpn68", ".safetensors", (224, 97)),
-    ("dpn68b", ".pth", (224, 97)),
+    pytest.param("dpn68b", ".pth", (224, 97), marks=pytest.mark.heavy),
     pytest.param("dpn92", ".safetensors", (224, 97), marks=pytest.mark.heavy),
     pytest.param("dpn98", ".pth", (224, 65), marks=pytest.mark.heavy),
     pytest.param("dpn107", ".safetensors", (224, 65), marks=pytest.mark.heavy),

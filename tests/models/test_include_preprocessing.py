@@ -32,7 +32,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("name,build,mode", CASES, ids=[c[0] for c in CASES])
+# DenseNetCIFAR and IGCV1CIFAR cover the torch and igc modes in the fast tier.
+HEAVY_CASES = ("DenseNet121", "DPN68", "IGC_L4M32")
+
+
+@pytest.mark.parametrize("name,build,mode", [
+    pytest.param(*c, id=c[0], marks=[pytest.mark.heavy] if c[0] in HEAVY_CASES else [])
+    for c in CASES])
 def test_raw_pixels_give_the_preprocessed_outputs(name, build, mode):
     plain = build(weights=None, classifier_activation=None)
     baked = build(weights=None, classifier_activation=None, include_preprocessing=True)

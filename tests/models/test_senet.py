@@ -286,7 +286,11 @@ COUNTS = {
 }
 
 
-@pytest.mark.parametrize("builder", list(COUNTS))
+# The deepest ones in the heavy tier (their figures are checked there too).
+@pytest.mark.parametrize("builder", [
+    pytest.param(b, marks=pytest.mark.heavy) if b in ("SEResNet101", "SEResNet152",
+                                                      "SEResNeXt101_32x4d", "SENet154") else b
+    for b in COUNTS])
 def test_parameter_counts(builder):
     params, macs = COUNTS[builder]
     model = getattr(kerasnets, builder)(weights=None)

@@ -193,7 +193,8 @@ def timm_checkpoint(tmp_path, name, filename, size=SIZE):
     pytest.param("DenseNet161", "densenet161", "model.safetensors", marks=pytest.mark.heavy),
     ("DPN68", "dpn68", "model.safetensors"),
     # timm's legacy SENet releases: torch pickles of a state dict
-    ("SEResNet50", "legacy_seresnet50", "se_resnet50-ce0d4300.pth"),
+    pytest.param("SEResNet50", "legacy_seresnet50", "se_resnet50-ce0d4300.pth",
+                 marks=pytest.mark.heavy),  # the same loader as SE-ResNeXt-50
     ("SEResNeXt50_32x4d", "legacy_seresnext50_32x4d", "legacy_se_resnext50_32x4d-f3651bad.pth"),
 ])
 def test_timm_checkpoints(tmp_path, home, monkeypatch, builder, timm_name, filename):
@@ -209,7 +210,8 @@ def test_timm_checkpoints(tmp_path, home, monkeypatch, builder, timm_name, filen
 # ----------------------------------------------------------------- MXNet
 
 
-@pytest.mark.parametrize("builder", ["IGC_L4M32", "IGCV3"])
+@pytest.mark.parametrize("builder", [pytest.param("IGC_L4M32", marks=pytest.mark.heavy),
+                                     "IGCV3"])
 def test_mxnet_checkpoints(tmp_path, home, monkeypatch, builder):
     """The authors' .params layout, written from a randomised kerasnets model
     by test_mxnet's independent writer; loading must restore every tensor."""
