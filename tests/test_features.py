@@ -63,6 +63,9 @@ PARITY_CASES = [pytest.param(*row, False, id=row[0]) for row in TIMM_FAMILIES] +
                          PARITY_CASES)
 def test_features_match_timm(timm, tmp_path, name, timm_name, suffix, kwargs, tol,
                              memory_efficient):
+    import torch
+
+    torch.manual_seed(0)  # timm's initialisation: the same network whatever ran before
     reference = timm.create_model(timm_name, pretrained=False)
     calibrate_torch(reference, random_images(8, 64, seed=1), batches=2)
     path = save_state_dict(reference, tmp_path / f"{timm_name}{suffix}")
@@ -247,6 +250,7 @@ def test_igcv3_features_match_pytorchcv_stages(torch, tmp_path):
     require("pytorchcv")
     from pytorchcv.model_provider import get_model
 
+    torch.manual_seed(0)
     reference = get_model("igcv3_w1", pretrained=False).eval()
     # (its head pools 7x7: calibrated at 224)
     calibrate_torch(reference, random_images(4, 224, seed=1), batches=2)
@@ -383,6 +387,9 @@ SENET_TIMM = [
 @pytest.mark.parametrize("name, timm_name, channels", SENET_TIMM,
                          ids=[f[0] for f in SENET_TIMM])
 def test_senet_features_match_timm(timm, tmp_path, name, timm_name, channels):
+    import torch
+
+    torch.manual_seed(0)
     reference = timm.create_model(timm_name, pretrained=False)
     calibration = random_images(8, 64, seed=1)
     calibrate_torch(reference, calibration, batches=2)
