@@ -469,8 +469,8 @@ def benchmark(model, mode="infer", *, batch_size=32, image_size=224, mixed_preci
     peak = memory.stop()
 
     ms = np.asarray(latencies) * 1000.0
-    backend_version = {"jax": lambda: jax.__version__, "torch": lambda: torch.__version__,
-                       "tensorflow": lambda: tf.__version__}[backend]()
+    backend_version = (jax if backend == "jax" else torch if backend == "torch"
+                       else tf).__version__
     result = BenchmarkResult(
         model=name, mode=mode, batch_size=batch_size, image_size=image_size, steps=steps,
         warmup=warmup, precision=policy, jit_compile=bool(net.jit_compile), backend=backend,

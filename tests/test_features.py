@@ -277,19 +277,16 @@ def test_igcv3_features_match_pytorchcv_stages(torch, tmp_path):
 # keras.applications' layer of the same name, with the same weights (legacy
 # .h5, as tests/models/mobilenet_common.py); the last is the headless output.
 # (builder, arguments, image size, feature names)
+MOBILENET_POINTS = ["conv_pw_1_relu", "conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_11_relu",
+                    "conv_pw_13_relu"]
+MOBILENET_V2_POINTS = ["expanded_conv_project_BN", "block_2_add", "block_5_add",
+                       "block_12_add", "out_relu"]
 MOBILENET_KERAS_CASES = [
-    ("MobileNet", {"alpha": 0.25, "input_shape": (None, None, 3)}, (97, 75),
-     ["conv_pw_1_relu", "conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_11_relu",
-      "conv_pw_13_relu"]),
-    ("MobileNet", {"alpha": 1.0, "input_shape": (64, 64, 3)}, 64,
-     ["conv_pw_1_relu", "conv_pw_3_relu", "conv_pw_5_relu", "conv_pw_11_relu",
-      "conv_pw_13_relu"]),
+    ("MobileNet", {"alpha": 0.25, "input_shape": (None, None, 3)}, (97, 75), MOBILENET_POINTS),
+    ("MobileNet", {"alpha": 1.0, "input_shape": (64, 64, 3)}, 64, MOBILENET_POINTS),
     ("MobileNetV2", {"alpha": 1.0, "input_shape": (None, None, 3)}, (71, 53),
-     ["expanded_conv_project_BN", "block_2_add", "block_5_add", "block_12_add",
-      "out_relu"]),
-    ("MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}, 96,
-     ["expanded_conv_project_BN", "block_2_add", "block_5_add", "block_12_add",
-      "out_relu"]),
+     MOBILENET_V2_POINTS),
+    ("MobileNetV2", {"alpha": 0.35, "input_shape": (96, 96, 3)}, 96, MOBILENET_V2_POINTS),
 ]
 
 

@@ -36,10 +36,13 @@ def get_strategy(name="auto", tpu=None):
     backend = keras.backend.backend()
     if backend != "tensorflow":
         if name != "auto":
-            hint = ("set JAX_PLATFORMS=cpu" if backend == "jax" else
-                    "set CUDA_VISIBLE_DEVICES=''") if name == "cpu" else (
-                "keras.distribution.DataParallel spreads batches over JAX's devices"
-                if backend == "jax" else "run it with KERAS_BACKEND=tensorflow")
+            if name == "cpu":
+                hint = ("set JAX_PLATFORMS=cpu" if backend == "jax"
+                        else "set CUDA_VISIBLE_DEVICES=''")
+            elif backend == "jax":
+                hint = "keras.distribution.DataParallel spreads batches over JAX's devices"
+            else:
+                hint = "run it with KERAS_BACKEND=tensorflow"
             raise ValueError(
                 f"Strategy {name!r} is a tf.distribute strategy, which runs on the "
                 f"TensorFlow backend only (KERAS_BACKEND is {backend}): use 'auto' "
