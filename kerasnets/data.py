@@ -229,6 +229,53 @@ def _tfds_keys(info):
     return "image", "label"
 
 
+# Without a validation split, train and tune hold out this much of the
+# training split (the last part of each class of a folder).
+HOLD_OUT = 0.1
+
+
+def validation_splits(dataset, train_split="train", val_split="auto", data_dir=None,
+                      try_gcs=False):
+    """The training and validation splits of a run: the one rule of
+    ``kerasnets train`` and ``kerasnets tune``.
+
+    ``val_split="auto"``: the dataset's "validation" split, else its "test"
+    split; a dataset with neither holds out the last ``HOLD_OUT`` (10 %) of the
+    training split: ``train[:90%]`` / ``train[90%:]`` (per class for folders).
+    None or "none": no validation. Anything else is taken as given.
+
+    Returns ``(train_split, val_split, held_out)``; ``held_out`` says that the
+    validation images were taken from the training split.
+    """
+    if val_split is None or str(val_split).lower() == "none":
+        return train_split, None, False
+    if val_split != "auto":
+        return train_split, val_split, False
+    for name in ("validation", "test"):
+        if _has_split(dataset, name, data_dir, try_gcs):
+            return train_split, name, False
+    if "[" in train_split:
+        raise ValueError(
+            f"{dataset} has no validation or test split, and the training split "
+            f"{train_split!r} is a slice already: name the validation images with "
+            f"--val-split (val_split), e.g. another slice of {train_split.split('[')[0]!r}.")
+    keep = round(100 * (1 - HOLD_OUT))
+    return f"{train_split}[:{keep}%]", f"{train_split}[{keep}%:]", True
+
+
+def _has_split(dataset, name, data_dir, try_gcs):
+    if is_folder(dataset):
+        try:
+            folder_files(dataset, name)
+            return True
+        except ValueError:
+            return False
+    try:
+        return name in _tfds_builder(dataset, data_dir, try_gcs).info.splits
+    except Exception:  # noqa: BLE001 - unprepared, mocked
+        return False
+
+
 def info(dataset, split="train", data_dir=None, try_gcs=False):
     """``DatasetInfo`` of a tfds name or ``folder:PATH`` (and split)."""
     if is_folder(dataset):
@@ -449,6 +496,7 @@ def load(
     deterministic=None,
     cache=False,
     shuffle_buffer=None,
+    shuffle=None,
     repeat=None,
     drop_remainder=None,
     scale=(0.08, 1.0),
@@ -485,7 +533,9 @@ def load(
         cache: False; True to cache in memory; or a file path prefix. Training
             caches the encoded images (before random augmentation), evaluation
             the cropped ones.
-        shuffle_buffer: default min(10000, split size) for training.
+        shuffle: shuffle the examples (default: ``training``); evaluation
+            pipelines shuffle before the transform (BatchNorm statistics).
+        shuffle_buffer: default min(10000, split size).
         repeat: repeat forever (default: ``training``); use ``steps_per_epoch``.
         drop_remainder: default ``training`` (static batch shape; TPUs need it).
         scale, ratio: random resized crop ranges (area fraction, aspect).
@@ -529,6 +579,7 @@ def load(
     if deterministic is None:
         deterministic = seed is not None or not training
     repeat = training if repeat is None else repeat
+    shuffle = training if shuffle is None else shuffle
     drop_remainder = training if drop_remainder is None else drop_remainder
     one_hot = bool(mixup) if one_hot is None else one_hot
     if mixup and not one_hot:
@@ -546,10 +597,12 @@ def load(
     )
     if training:
         ds = _cache(ds, cache)
+    if shuffle:
         if shuffle_buffer is None:
             size = int(ds.cardinality())
             shuffle_buffer = min(10000, size) if size > 0 else 10000
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
+    if training:
         if repeat:
             ds = ds.repeat()
         # A stateless seed per element: reproducible under parallel maps and

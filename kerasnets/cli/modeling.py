@@ -1,5 +1,6 @@
 """``kerasnets predict``, ``train``, ``evaluate`` and ``tune``."""
 
+import argparse
 import dataclasses
 import os
 
@@ -168,21 +169,48 @@ def cmd_evaluate(args):
     print(result.summary(compare=args.compare))
 
 
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default value (where it has one)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and "default:" not in text
+                and default not in (None, argparse.SUPPRESS, [])
+                and not isinstance(default, bool)):
+            text += " (default: %(default)s)"
+        return text
+
+
+VAL_SPLIT_HELP = ("validation split or slice; 'auto': the dataset's validation or test "
+                  "split, else the last 10%% of the training split")
+
+
 def _add_train_parser(sub):
-    train = sub.add_parser("train", help="train or fine-tune a model (model.fit)")
+    train = sub.add_parser(
+        "train", help="train or fine-tune a model (model.fit)",
+        formatter_class=DefaultsHelpFormatter,
+        description="Trains a model on a tensorflow-datasets dataset or a folder of class "
+                    "folders. Augmentation: random resized crop and horizontal flip. "
+                    "BatchNorm statistics are re-estimated on training images before each "
+                    "validation and save. The run's recipe is printed in one line when it "
+                    "starts.")
     train.add_argument("--model", required=True, help="model name, e.g. MobileNetV2")
     train.add_argument("--dataset", required=True,
                        help="tensorflow-datasets name (imagenette/320px) or folder:PATH")
     train.add_argument("--weights", default=None,
                        help="start from a pretrained tag (imagenet) or a weights file")
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     train.add_argument("--batch-size", type=int, default=64, help="global batch size")
-    train.add_argument("--image-size", type=int, default=224)
-    train.add_argument("--optimizer", choices=training_recipe.OPTIMIZERS, default="sgd")
+    train.add_argument("--image-size", type=int, default=224, help="input height and width")
+    train.add_argument("--optimizer", choices=training_recipe.OPTIMIZERS, default="sgd",
+                       help="SGD with Nesterov momentum 0.9, or AdamW")
     train.add_argument("--lr", type=float, default=None,
                        help="peak learning rate (default: 0.1 x B/256 sgd, 1e-3 x B/512 adamw)")
-    train.add_argument("--schedule", choices=training_recipe.SCHEDULES, default="cosine")
-    train.add_argument("--label-smoothing", type=float, default=0.1)
+    train.add_argument("--schedule", choices=training_recipe.SCHEDULES, default="cosine",
+                       help="learning-rate schedule")
+    train.add_argument("--label-smoothing", type=float, default=0.1,
+                       help="of the cross-entropy")
     train.add_argument("--mixed-precision", action="store_true",
                        help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
     train.add_argument("--strategy", choices=TRAIN_STRATEGIES, default="auto")
@@ -195,16 +223,25 @@ def _add_train_parser(sub):
     train.add_argument("--train-split", default="train",
                        help="split or slice to train on, e.g. 'train[:80%%]'")
     train.add_argument("--val-split", default="auto",
-                       help="validation split or slice; 'auto' finds one, 'none' skips")
+                       help=VAL_SPLIT_HELP + "; 'none' trains on every image")
     train.add_argument("--steps-per-epoch", type=int, default=None,
                        help="limit each epoch (quick runs)")
-    train.add_argument("--validation-steps", type=int, default=None)
-    train.add_argument("--warmup-epochs", type=float, default=0)
-    train.add_argument("--weight-decay", type=float, default=None)
+    train.add_argument("--validation-steps", type=int, default=None,
+                       help="default: the whole validation split")
+    train.add_argument("--warmup-epochs", type=float, default=0,
+                       help="linear learning-rate warm-up (cosine schedule)")
+    train.add_argument("--weight-decay", type=float, default=None,
+                       help="decoupled, not on biases and norms (default: 5e-5 sgd, 0.05 "
+                            "adamw)")
     train.add_argument("--dropout", type=float, default=0.0,
                        help="dropout before a new classifier")
     train.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0: off)")
-    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--no-flip", dest="flip", action="store_false",
+                       help="no random horizontal flips (digits, text, some medical images)")
+    train.add_argument("--crop-scale", type=float, default=0.08, metavar="MIN",
+                       help="smallest area fraction of the random resized crop")
+    train.add_argument("--seed", type=int, default=None,
+                       help="reproducible data order, augmentation and initialisation")
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
     train.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                        help="builder keyword argument, e.g. alpha=0.5 (repeatable)")
@@ -305,9 +342,7 @@ def _add_tune_parser(sub):
     tune.add_argument("--validation-steps", type=int, default=None,
                       help="default: the whole validation split")
     tune.add_argument("--train-split", default="train")
-    tune.add_argument("--val-split", default="auto",
-                      help="default: the validation or test split, else the last 20%% of "
-                           "the training split")
+    tune.add_argument("--val-split", default="auto", help=VAL_SPLIT_HELP)
     tune.add_argument("--directory", default="kerasnets_tuning",
                       help="searches live in DIRECTORY/PROJECT (trial_*, best_model.keras)")
     tune.add_argument("--project", default=None,

@@ -69,7 +69,6 @@ from kerasnets.training.run import (  # noqa: F401
     TrainConfig,
     TrainingDiverged,
     TrainResult,
-    _default_val_split,
     count_examples,
     read_run_config,
     train,

@@ -130,17 +130,19 @@ def _finite_guard(check_every):
 
 
 def make_callbacks(directory, *, backup_every="epoch", validation=True, title=None,
-                   plot=True):
+                   plot=True, batch_norm=None):
     """The recipe's callbacks, all writing under ``directory``: first a guard
     that stops at a non-finite loss before anything is saved from it, then
-    the backup (resume), the last/best checkpoints, the CSV history and the
-    curves."""
+    ``batch_norm`` (``batchnorm.precise_batch_norm``: the statistics every
+    validation and save sees), the backup (resume), the last/best
+    checkpoints, the CSV history and the curves."""
     import keras
 
     checkpoints = os.path.join(directory, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)
     callbacks = [
         _finite_guard(backup_every if isinstance(backup_every, int) else None),
+        *([batch_norm] if batch_norm is not None else []),
         # Before the checkpoints, so that it has saved before anything else
         # reacts to an epoch; the previous backup is kept (``.bkp``) in case
         # the latest is damaged.

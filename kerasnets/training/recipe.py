@@ -126,17 +126,21 @@ def learning_rate_schedule(lr, schedule, total_steps, warmup_steps=0):
     raise ValueError(f"Unknown schedule {schedule!r}: expected one of {SCHEDULES}.")
 
 
+def default_weight_decay(optimizer):
+    """5e-5 for SGD, 0.05 for AdamW (decoupled)."""
+    return 5e-5 if optimizer == "sgd" else 0.05
+
+
 def make_optimizer(name, learning_rate, *, weight_decay=None, momentum=0.9):
     """SGD (Nesterov momentum) or AdamW, with decoupled weight decay
     (defaults: 5e-5 for SGD, 0.05 for AdamW; 0 turns it off)."""
     import keras
 
+    wd = default_weight_decay(name) if weight_decay is None else weight_decay
     if name == "sgd":
-        wd = 5e-5 if weight_decay is None else weight_decay
         return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
                                     weight_decay=wd or None)
     if name == "adamw":
-        wd = 0.05 if weight_decay is None else weight_decay
         return keras.optimizers.AdamW(learning_rate, weight_decay=wd)
     raise ValueError(f"Unknown optimizer {name!r}: expected one of {OPTIMIZERS}.")
 

@@ -7,7 +7,7 @@ import shutil
 from typing import Optional
 
 from kerasnets.files import partial_path, remove
-from kerasnets.training import rundir
+from kerasnets.training import batchnorm, rundir
 from kerasnets.training.callbacks import HISTORY_FILE, NonFiniteLoss, make_callbacks
 from kerasnets.training.distribute import (
     device_kind,
@@ -49,25 +49,6 @@ class TrainResult:
     strategy: object
     preprocessing: object
     status: str = "trained"
-
-
-def _default_val_split(dataset, data_dir, try_gcs):
-    from kerasnets import data
-
-    if data.is_folder(dataset):
-        for split in ("validation", "test"):
-            try:
-                data.folder_files(dataset, split)
-                return split
-            except ValueError:
-                continue
-        return None
-    try:
-        splits = data._tfds_builder(dataset, data_dir, try_gcs).info.splits  # noqa: SLF001
-        names = list(splits.keys())
-    except Exception:  # noqa: BLE001 - unprepared, mocked
-        names = []
-    return next((s for s in ("validation", "test") if s in names), None)
 
 
 def count_examples(dataset, split, data_dir=None, try_gcs=False):
@@ -115,8 +96,12 @@ class TrainConfig:
             ``tf.distribute.Strategy``; ``tpu``: TPU name/address.
         freeze_backbone: train only the classifier.
         dropout: before a new classifier.
-        train_split, val_split: splits ("auto": "validation" or "test" when
-            the dataset has one; None: no validation).
+        train_split, val_split: splits (``data.validation_splits``: "auto"
+            takes "validation" or "test" when the dataset has one, else holds
+            out the last 10 % of ``train_split``; None: no validation).
+        flip: random horizontal flips (off for digits, text, and images
+            whose left and right differ in meaning).
+        crop_scale: the smallest area fraction of the random resized crop.
         randaugment, mixup, cache, seed, deterministic, data_dir, try_gcs:
             see ``data.load``. A seed also seeds Keras (weights
             initialisation, dropout).
@@ -151,6 +136,8 @@ class TrainConfig:
     dropout: float = 0.0
     train_split: str = "train"
     val_split: Optional[str] = "auto"
+    flip: bool = True
+    crop_scale: float = 0.08
     randaugment: object = None
     mixup: float = 0.0
     data_dir: Optional[str] = None
@@ -182,7 +169,8 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number (or None for the recipe's "
                              f"default); received {self.lr!r}.")
         for name, value, low, high in (("label_smoothing", self.label_smoothing, 0.0, 1.0),
-                                       ("dropout", self.dropout, 0.0, 1.0)):
+                                       ("dropout", self.dropout, 0.0, 1.0),
+                                       ("crop_scale", self.crop_scale, 0.0, 1.0 + 1e-9)):
             if not low <= value < high:
                 raise ValueError(f"{name} must be in [{low}, {high}); received {value!r}.")
         if self.mixup < 0 or self.warmup_epochs < 0 or (self.weight_decay or 0) < 0:
@@ -193,6 +181,33 @@ class TrainConfig:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}: expected one of "
                              f"{', '.join(SCHEDULES)}.")
+
+    def recipe(self, train_split, val_split, steps_per_epoch):
+        """The run's recipe in one line (printed when a run starts)."""
+        from kerasnets.training.recipe import default_learning_rate, default_weight_decay
+
+        lr = self.lr if self.lr is not None else default_learning_rate(self.optimizer,
+                                                                       self.batch_size)
+        options = "".join(f", {k}={v}" for k, v in self.model_kwargs.items())
+        start = f"from {self.weights}" if self.weights else "from scratch"
+        if self.freeze_backbone:
+            start += ", backbone frozen"
+        optimizer = ("SGD (Nesterov, momentum %g)" % self.momentum
+                     if self.optimizer == "sgd" else "AdamW")
+        decay = default_weight_decay(self.optimizer) if self.weight_decay is None \
+            else self.weight_decay
+        schedule = self.schedule + (f" after {self.warmup_epochs:g} warm-up epochs"
+                                    if self.warmup_epochs else "")
+        augment = [f"random resized crop {self.crop_scale:.0%}-100%"]
+        augment += ["horizontal flip"] if self.flip else []
+        augment += [f"RandAugment {self.randaugment}"] if self.randaugment else []
+        augment += [f"MixUp {self.mixup:g}"] if self.mixup else []
+        return (f"recipe: {self.model_name}({options[2:]}) {start}; {self.epochs} epochs x "
+                f"{steps_per_epoch} steps of {self.batch_size} images at {self.image_size} "
+                f"px from {train_split}; {optimizer} lr {lr:g}, {schedule}, weight decay "
+                f"{decay:g}, label smoothing {self.label_smoothing:g}; "
+                "BatchNorm statistics re-estimated before each validation and save; "
+                f"{', '.join(augment)}; validation: {val_split or 'none'}")
 
     @property
     def model_name(self):
@@ -344,32 +359,36 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
                                                options=config.model_kwargs)
     preprocessing = data.get_preprocessing(preprocessing)
     info = data.info(dataset, config.train_split, data_dir, try_gcs)
-    val_split = config.val_split
-    if val_split == "auto":
-        val_split = _default_val_split(dataset, data_dir, try_gcs)
-        if val_split is None and chief:
-            rundir.warn(f"{dataset} has no validation split: training without validation "
-                        "(no best.weights.h5); name one with --val-split, e.g. "
-                        "'train[90%:]' and --train-split 'train[:90%]'")
+    train_split, val_split, held_out = data.validation_splits(
+        dataset, config.train_split, config.val_split, data_dir, try_gcs)
     kind = device_kind(strategy)
     replicas = strategy.num_replicas_in_sync
     multi_worker = task(strategy)[0] is not None
     steps_per_epoch, validation_steps = config.steps_per_epoch, config.validation_steps
     if steps_per_epoch is None:
-        n = count_examples(dataset, config.train_split, data_dir, try_gcs)
+        n = count_examples(dataset, train_split, data_dir, try_gcs)
         steps_per_epoch = max(1, n // batch_size)
     if val_split and validation_steps is None and (multi_worker or kind == "tpu"):
         # Equal, static steps on every worker: drop the last partial batch.
         n_val = count_examples(dataset, val_split, data_dir, try_gcs)
         validation_steps = max(1, n_val // batch_size)
+    if chief and verbose:
+        print(config.recipe(train_split, val_split, steps_per_epoch)
+              + (" (held out: the dataset has no validation split)" if held_out else ""),
+              flush=True)
 
     common = dict(image_size=config.image_size, batch_size=batch_size,
                   preprocessing=preprocessing, data_dir=data_dir, try_gcs=try_gcs, seed=seed,
                   deterministic=config.deterministic, cache=config.cache,
                   num_classes=info.num_classes, one_hot=True, strategy=strategy,
                   skip_unreadable=config.skip_unreadable)
-    train_ds = data.load(dataset, config.train_split, training=True,
-                         randaugment=config.randaugment, mixup=config.mixup, **common)
+    train_ds = data.load(dataset, train_split, training=True, flip=config.flip,
+                         scale=(config.crop_scale, 1.0), randaugment=config.randaugment,
+                         mixup=config.mixup, **common)
+    # Precise BatchNorm statistics before each validation and save: training
+    # images through the evaluation transform (training/batchnorm.py).
+    statistics_ds = data.load(dataset, train_split, training=False, shuffle=True,
+                              repeat=True, **common)
     val_ds = None
     if val_split:
         val_ds = data.load(dataset, val_split, training=False,
@@ -425,7 +444,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         image_size=config.image_size, optimizer=config.optimizer, lr=lr,
         schedule=config.schedule, label_smoothing=config.label_smoothing,
         mixed_precision=policy, strategy=type(strategy).__name__, replicas=replicas,
-        freeze_backbone=config.freeze_backbone, train_split=config.train_split,
+        freeze_backbone=config.freeze_backbone, train_split=train_split,
         val_split=val_split, num_classes=info.num_classes,
         class_names=list(info.class_names), preprocessing=dataclasses.asdict(preprocessing),
         seed=seed, steps_per_epoch=steps_per_epoch, settings=run_settings,
@@ -443,6 +462,10 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
             validation_data=val_ds,
             validation_steps=validation_steps,
             callbacks=make_callbacks(directory, backup_every=config.backup_every,
+                                     batch_norm=batchnorm.precise_batch_norm(
+                                         statistics_ds,
+                                         batchnorm.steps_for(batch_size, steps_per_epoch),
+                                         strategy),
                                      validation=val_ds is not None,
                                      title=f"{model_name} on {dataset}",
                                      plot=chief) + list(callbacks),
@@ -455,7 +478,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         raise TrainingDiverged(_diverged_message(failure, output, lr)) from None
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
         # A file the pipeline could not decode: name it (folder datasets).
-        for split in filter(None, (config.train_split, val_split)):
+        for split in filter(None, (train_split, val_split)):
             data.check_images(dataset, split)
         raise
     model_path = os.path.join(directory, MODEL_FILE)

@@ -4,6 +4,7 @@ and the tables that report it."""
 import dataclasses
 import json
 import os
+import sys
 import warnings
 from typing import Optional
 
@@ -11,6 +12,7 @@ import keras
 import keras_tuner
 
 from kerasnets import data, training
+from kerasnets.training import batchnorm
 from kerasnets.text import parse_assignments
 from kerasnets.tuner.hypermodels import (
     BEST_MODEL_FILE,
@@ -141,20 +143,6 @@ class SearchResult:
     objective: str
 
 
-def _holdout_splits(train_split, val_split, dataset, data_dir, try_gcs):
-    if val_split != "auto":
-        return train_split, val_split
-    val_split = training._default_val_split(dataset, data_dir, try_gcs)  # noqa: SLF001
-    if val_split:
-        return train_split, val_split
-    if "[" in train_split:
-        raise ValueError(
-            f"{dataset} has no validation or test split: pass a validation split "
-            f"(val_split / --val-split), e.g. a slice of {train_split.split('[')[0]!r}.")
-    # Hold out the last 20% of each class (folders) or of the split (tfds).
-    return f"{train_split}[:80%]", f"{train_split}[80%:]"
-
-
 def _check_search_file(project_dir, settings, overwrite, role):
     path = os.path.join(project_dir, SEARCH_FILE)
     if os.path.exists(path) and not overwrite:
@@ -237,7 +225,7 @@ def search(
         steps_per_epoch: default: training examples // batch_size.
         validation_steps: default: the whole validation split.
         train_split, val_split: splits; ``val_split="auto"`` takes the
-            dataset's validation or test split, else holds out the last 20%
+            dataset's validation or test split, else holds out the last 10%
             of ``train_split``.
         weights, backbone: a pretrained tag or weights file (and a backbone
             builder name): search a fine-tuning (hypermodel docstrings).
@@ -285,7 +273,14 @@ def search(
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
-    train_split, val_split = _holdout_splits(train_split, val_split, dataset, data_dir, try_gcs)
+    train_split, val_split, held_out = data.validation_splits(
+        dataset, train_split, val_split, data_dir, try_gcs)
+    if val_split is None:
+        raise ValueError("A search ranks its trials on validation images: val_split cannot "
+                         "be none.")
+    if held_out and role != "worker":
+        print(f"kerasnets: {dataset} has no validation split: validating on {val_split} and "
+              f"searching on {train_split}", file=sys.stderr)
     info = data.info(dataset, train_split, data_dir, try_gcs)
     input_shape = (image_size, image_size, 3)
     if isinstance(hypermodel, _KerasNetsHyperModel):
@@ -322,6 +317,12 @@ def search(
     val_ds = data.load(dataset, val_split, training=False,
                        repeat=validation_steps is not None,
                        drop_remainder=validation_steps is not None, **common)
+    # Every trial is validated with precise BatchNorm statistics, as train's runs.
+    statistics_ds = data.load(dataset, train_split, training=False, shuffle=True,
+                              repeat=True, **common)
+    callbacks = [batchnorm.precise_batch_norm(
+        statistics_ds, batchnorm.steps_for(batch_size, steps_per_epoch), strategy),
+        *callbacks]
 
     policy = training.requested_policy(mixed_precision, strategy)
     if role == "worker":
