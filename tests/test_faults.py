@@ -243,10 +243,11 @@ def test_empty_class_folder_is_refused(tmp_path):
 
 
 def test_no_validation_split_is_said_once(colours, tmp_path, capsys):
-    training.train(MODEL, colours, output=str(tmp_path / "run"),
-                   **dict(RECIPE, val_split="auto", epochs=2))
-    err = capsys.readouterr().err
-    assert err.count("has no validation split") == 1
+    run = training.train(MODEL, colours, output=str(tmp_path / "run"),
+                         **dict(RECIPE, val_split="auto", epochs=2, verbose=2))
+    out = capsys.readouterr().out
+    assert out.count("has no validation split") == 1  # in the recipe line
+    assert "validation: train[90%:]" in out and "val_accuracy" in run.history
 
 
 # -------------------------------------------------------------- arguments
