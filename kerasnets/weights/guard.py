@@ -127,18 +127,45 @@ def hdf5_shapes(f):
     return shapes
 
 
+def _keras_dataset_paths(model):
+    """{dataset path: (layer, variable)} of what ``model.save_weights`` writes
+    for its layers without nested layers: Keras names a layer's group after
+    its class, numbered in order (``layers/conv2d_1/vars/0``); {} where
+    that naming cannot be imported."""
+    try:
+        from keras.src.utils.naming import to_snake_case
+    except ImportError:
+        return {}
+    used, paths = {}, {}
+    for layer in model.layers:
+        base = to_snake_case(type(layer).__name__)
+        used[base] = used.get(base, -1) + 1
+        name = f"{base}_{used[base]}" if used[base] else base
+        own = list(layer.trainable_weights) + list(layer.non_trainable_weights)
+        if any(sub.weights for sub in layer._flatten_layers(include_self=False)):
+            continue
+        for index, variable in enumerate(own):
+            paths[f"layers/{name}/vars/{index}"] = (layer, variable)
+    return paths
+
+
 def check_keras_weights(model, path):
-    """A ``.weights.h5`` for ``model``: checked by ``open_hdf5``, and every
-    dataset's shape must be that of one of the model's variables (Keras
-    reads a dataset whole before it compares shapes)."""
+    """A ``.weights.h5`` for ``model``: checked by ``open_hdf5``; each
+    dataset of a plain layer must have its variable's shape, and no dataset
+    may be larger than the model's largest variable (Keras reads a dataset
+    whole before it compares shapes)."""
     with open_hdf5(path, "a Keras weights file") as f:
         shapes = hdf5_shapes(f)
-    expected = {tuple(v.shape) for v in model.variables}
+    where = f"The Keras weights file {os.fspath(path)!r} does not fit {model.name}"
+    for name, (layer, variable) in _keras_dataset_paths(model).items():
+        if name in shapes and shapes[name] != tuple(variable.shape):
+            raise ValueError(f"{where}: layer {layer.name!r} expects {tuple(variable.shape)}, "
+                             f"the file holds {shapes[name]} (nothing was read).")
+    largest = max((int(np.prod(v.shape)) for v in model.variables), default=0)
     for name, shape in shapes.items():
-        if shape not in expected:
-            raise ValueError(
-                f"The Keras weights file {os.fspath(path)!r} does not fit {model.name}: its "
-                f"dataset {name!r} has shape {shape}, which no variable of the model has.")
+        if int(np.prod(shape, dtype=np.float64)) > largest:
+            raise ValueError(f"{where}: its dataset {name!r} declares shape {shape}, larger "
+                             "than any variable of the model (nothing was read).")
 
 
 def check_torch_zip(path):
