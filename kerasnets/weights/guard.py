@@ -38,9 +38,8 @@ def _size(nbytes):
     return format_bytes(nbytes)
 
 
-def _refuse(path, what):
-    raise ValueError(f"Refusing the weights file {os.fspath(path)!r}: {what}; a weights "
-                     "file must hold its own data (it may be crafted).")
+def _refuse(path, what, why="a weights file must hold its own data (it may be crafted)"):
+    raise ValueError(f"Refusing the weights file {os.fspath(path)!r}: {what}; {why}.")
 
 
 def check_dataset(dataset, path, file_size):
@@ -61,12 +60,14 @@ def check_dataset(dataset, path, file_size):
     filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     unknown = [f for f in filters if f not in KNOWN_FILTERS]
     if unknown:
-        _refuse(path, f"dataset {name!r} needs the unknown HDF5 filter {unknown[0]}")
+        _refuse(path, f"dataset {name!r} needs the unknown HDF5 filter {unknown[0]}",
+                "only the standard filters (gzip, lzf, shuffle, ...) are read, no plugins")
     declared = int(np.prod(dataset.shape or (), dtype=np.float64)) * dataset.dtype.itemsize
     if not filters and declared > file_size:
         shape = "x".join(str(d) for d in dataset.shape)
         _refuse(path, f"dataset {name!r} declares {shape} {dataset.dtype} values "
-                      f"({_size(declared)}) in a file of {_size(file_size)}")
+                      f"({_size(declared)}) in a file of {_size(file_size)}",
+                "more than it can hold: the file is damaged or crafted")
 
 
 def check_hdf5(f, path):
@@ -185,7 +186,8 @@ def check_torch_zip(path):
     for member in members:
         if member.compress_type != zipfile.ZIP_STORED:
             _refuse(path, f"member {member.filename!r} is compressed ({_size(member.file_size)} "
-                          f"from {_size(member.compress_size)}), which torch.save never writes")
+                          f"from {_size(member.compress_size)})",
+                    "torch.save never compresses: re-save it with torch.save")
 
 
 __all__ = [
