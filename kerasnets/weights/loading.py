@@ -15,7 +15,11 @@ Formats, chosen by file name:
 Every loader is strict: each model variable is assigned exactly once, each
 source tensor is used (except the classifier when ``include_top=False``),
 and shapes must agree; otherwise a ``ValueError`` names the first offending
-layer or tensor and the file.
+layer or tensor and the file. Shapes are compared from the file's metadata
+before any data is read, and HDF5 files are checked by
+``kerasnets.weights.guard`` first (no external links, external storage or
+virtual datasets): memory is bounded by the model, and a file reads only
+itself.
 """
 
 import contextlib
