@@ -200,9 +200,9 @@ def _source_tensor_names(path, fmt, model):
     if fmt == "keras":
         return [v.path for v in model.weights]
     if fmt == "keras_h5":
-        import h5py
+        from kerasnets.weights.guard import open_hdf5
 
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             group = f["model_weights"] if "layer_names" not in f.attrs else f
             names = []
             for layer in group.attrs["layer_names"]:
@@ -210,18 +210,9 @@ def _source_tensor_names(path, fmt, model):
                 names += [n.decode() if isinstance(n, bytes) else n
                           for n in group[layer].attrs["weight_names"]]
             return names
-    if fmt == "safetensors":
-        from safetensors import safe_open
+    from kerasnets.weights.loading import tensor_shapes
 
-        with safe_open(path, "np") as f:
-            return list(f.keys())
-    if fmt == "mxnet_params":
-        from kerasnets.weights.mxnet import read_params
-
-        return list(read_params(path))
-    from kerasnets.weights.loading import read_state_dict
-
-    return list(read_state_dict(path))
+    return list(tensor_shapes(path, fmt))  # declared names only: no data read
 
 
 def _save(model, output, suffix):

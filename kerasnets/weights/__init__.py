@@ -13,7 +13,7 @@ layer maps) is handed in by the builder.
 
 import os
 
-from kerasnets.weights import cache, loading
+from kerasnets.weights import cache, config, loading
 from kerasnets.weights.config import (
     DEFAULT_TAG,
     PretrainedCfg,
@@ -31,18 +31,49 @@ CACHE_SUBDIR = cache.CACHE_SUBDIR
 
 
 def available(name):
-    """Tags of the pretrained weights published for model ``name`` (the
-    default first; "imagenet" stands for it)."""
-    return tags(name)
+    """Tags of the pretrained weights published for model ``name`` (any case,
+    as ``create_model``; "imagenet", standing for the default, among them),
+    sorted; [] where none are published. Answered from the catalog index
+    (no model module is imported) and the configurations registered since.
+    ValueError naming the closest models for an unknown name."""
+    from kerasnets import registry
+
+    model = registry.canonical_name(name)
+    if model is None and name not in config._CFGS:
+        raise ValueError(registry.unknown_name_message("model", name, registry.all_names()))
+    model = model or name
+    names = {record["tag"] for record in registry.index()["pretrained"]
+             if record["model"] == model}
+    names.update(tags(model))
+    if names:
+        names.add(DEFAULT_TAG)
+    return sorted(names)
+
+
+# What makes a ``weights`` string a path: a tag is a bare word.
+WEIGHTS_SUFFIXES = (".h5", ".hdf5", ".safetensors", ".pth", ".pt", ".bin", ".params",
+                    ".keras")
 
 
 def is_path(weights):
-    """True if ``weights`` names a file rather than a pretrained tag."""
-    return isinstance(weights, (str, os.PathLike)) and (
-        os.sep in os.fspath(weights)
-        or os.path.splitext(os.fspath(weights))[1] != ""
-        or os.path.exists(weights)
-    )
+    """True if ``weights`` names a file rather than a pretrained tag.
+
+    A path must look like one, whatever exists on disk: an ``os.PathLike``,
+    or a string that contains a path separator (``models/w.h5``), starts
+    with "~" or "." (``~/w``, ``./imagenet``), or ends in a weights-file
+    suffix (``w.h5``, ``.weights.h5``, ``.hdf5``, ``.safetensors``,
+    ``.pth``, ``.pt``, ``.bin``, ``.params``, ``.keras``; any case). Every
+    other string is a tag: a folder or file named ``imagenet`` in the
+    working directory never replaces the default weights (write
+    ``./imagenet`` to load such a file).
+    """
+    if isinstance(weights, os.PathLike):
+        return True
+    if not isinstance(weights, str):
+        return False
+    separators = (os.sep, "/") + ((os.altsep,) if os.altsep else ())
+    return (any(sep in weights for sep in separators) or weights.startswith(("~", "."))
+            or weights.lower().endswith(WEIGHTS_SUFFIXES))
 
 
 def fetch(cfg, include_top=True):

@@ -14,6 +14,7 @@ configurations under one tag, told apart by ``options`` and ``input_size``.
 """
 
 import dataclasses
+import os
 from typing import Any, Mapping, Optional, Tuple
 
 DEFAULT_TAG = "imagenet"
@@ -210,14 +211,17 @@ def check_tag(model, tag):
     """ValueError unless ``tag`` is a pretrained tag of ``model``."""
     _ensure_registered(model)
     if tag not in tags(model):
+        # A bare word is a tag even where a file of that name exists.
+        hint = (f" ({tag!r} is read as a tag: write './{tag}' to load the file of that name)"
+                if isinstance(tag, str) and os.path.exists(tag) else "")
         if not tags(model):
             raise ValueError(
                 f"Unknown weights {tag!r} for {model}: {describe_tags(model)}. Pass "
-                "weights=None (random initialization) or the path to a weights file."
+                f"weights=None (random initialization) or the path to a weights file.{hint}"
             )
         raise ValueError(
             f"Unknown weights {tag!r} for {model}: expected None, a path to a weights "
-            f"file, or a pretrained tag ({describe_tags(model)})."
+            f"file, or a pretrained tag ({describe_tags(model)}).{hint}"
         )
 
 

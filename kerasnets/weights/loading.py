@@ -15,15 +15,22 @@ Formats, chosen by file name:
 Every loader is strict: each model variable is assigned exactly once, each
 source tensor is used (except the classifier when ``include_top=False``),
 and shapes must agree; otherwise a ``ValueError`` names the first offending
-layer or tensor and the file.
+layer or tensor and the file. Shapes are compared from the file's metadata
+before any data is read, and HDF5 files are checked by
+``kerasnets.weights.guard`` first (no external links, external storage or
+virtual datasets): memory is bounded by the model, and a file reads only
+itself.
 """
 
+import contextlib
 import dataclasses
 import os
 import re
 
 import h5py
 import numpy as np
+
+from kerasnets.weights import guard
 
 TORCH_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
@@ -123,6 +130,7 @@ def load_keras_weights(model, path):
     import warnings
 
     check_file(path)
+    guard.check_keras_weights(model, path)
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -168,67 +176,81 @@ def _legacy_weights(layer):
     return list(layer.trainable_weights) + list(layer.non_trainable_weights)
 
 
-def _read_legacy_h5(path):
-    """[(layer_name, [arrays])] for the layers of a legacy h5 with weights."""
-    try:
-        f = h5py.File(path, "r")
-    except OSError as error:
+def _legacy_h5_layers(f, path):
+    """[(layer_name, [dataset])] of the layers with weights of the open legacy
+    h5 ``f`` (no data read)."""
+    group = f
+    if "layer_names" not in f.attrs and "model_weights" in f:
+        group = f["model_weights"]
+    if "layer_names" not in group.attrs:
         raise ValueError(
-            f"{os.fspath(path)!r} is not a readable HDF5 weights file ({error}). "
-            "Expected a legacy Keras .h5 file as published by "
-            "keras.applications; the file may be truncated or corrupt."
-        ) from error
-    with f:
-        group = f
-        if "layer_names" not in f.attrs and "model_weights" in f:
-            group = f["model_weights"]
-        if "layer_names" not in group.attrs:
-            raise ValueError(
-                f"{os.fspath(path)!r} is an HDF5 file but not a Keras weights "
-                "file (no `layer_names` attribute)."
-            )
-        result = []
-        for raw_name in group.attrs["layer_names"]:
-            name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
-            layer_group = group[name]
-            names = [
-                n.decode() if isinstance(n, bytes) else n
-                for n in layer_group.attrs["weight_names"]
-            ]
-            if names:
-                result.append((name, [np.asarray(layer_group[n]) for n in names]))
-        return result
+            f"{os.fspath(path)!r} is an HDF5 file but not a Keras weights "
+            "file (no `layer_names` attribute)."
+        )
+    layers = []
+    for raw_name in group.attrs["layer_names"]:
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        layer_group = group.get(name)
+        raw_names = layer_group.attrs.get("weight_names") if layer_group is not None else None
+        if raw_names is None:
+            raise ValueError(f"{os.fspath(path)!r} lists layer {name!r} but holds no weights "
+                             "for it: the file is damaged.")
+        names = [n.decode() if isinstance(n, bytes) else n for n in raw_names]
+        missing = [n for n in names if not isinstance(layer_group.get(n), h5py.Dataset)]
+        if missing:
+            raise ValueError(f"{os.fspath(path)!r} lists the weight {missing[0]!r} of layer "
+                             f"{name!r} but holds no such dataset: the file is damaged.")
+        if names:
+            layers.append((name, [layer_group[n] for n in names]))
+    return layers
+
+
+def _read_legacy_h5(path, check=None):
+    """[(layer_name, [arrays])] for the layers of a legacy h5 with weights;
+    ``check([(layer_name, [shapes])])`` sees the declared shapes before any
+    data is read and returns how many leading layers to read (None: all);
+    the file itself is checked by ``guard.open_hdf5``."""
+    with guard.open_hdf5(path, "a readable HDF5 weights file (expected a legacy Keras "
+                               ".h5 file as published by keras.applications)") as f:
+        layers = _legacy_h5_layers(f, path)
+        if check is not None:
+            layers = layers[:check([(name, [tuple(d.shape) for d in datasets])
+                                    for name, datasets in layers])]
+        return [(name, [np.asarray(d) for d in datasets]) for name, datasets in layers]
 
 
 def load_legacy_h5(model, path, include_top=True):
     """Loads a keras.applications ``.h5`` file by topology, strictly; with
     ``include_top=False`` the file's trailing layers that the headless model
-    lacks (its classifier) are skipped."""
+    lacks (its classifier) are skipped. Shapes are compared before the
+    file's data is read."""
     check_file(path)
-    saved = _read_legacy_h5(path)
     owners = [layer for layer in model.layers if layer.weights]
-    for index, (layer, (saved_name, values)) in enumerate(zip(owners, saved)):
-        variables = _legacy_weights(layer)
-        shapes = [tuple(v.shape) for v in variables]
-        saved_shapes = [tuple(v.shape) for v in values]
-        if shapes != saved_shapes:
+
+    def check(declared):
+        for index, (layer, (saved_name, saved_shapes)) in enumerate(zip(owners, declared)):
+            shapes = [tuple(v.shape) for v in _legacy_weights(layer)]
+            if shapes != saved_shapes:
+                raise ValueError(
+                    f"Weights file {os.fspath(path)!r} does not match "
+                    f"{model.name}: layer #{index} {layer.name!r} expects weights "
+                    f"of shapes {shapes}, the file's layer {saved_name!r} holds "
+                    f"{saved_shapes}."
+                )
+        headless_extra = not include_top and len(declared) > len(owners)
+        if len(owners) != len(declared) and not headless_extra:
+            longer = owners if len(owners) > len(declared) else declared
+            first = longer[min(len(owners), len(declared))]
+            first_name = first.name if len(owners) > len(declared) else first[0]
             raise ValueError(
-                f"Weights file {os.fspath(path)!r} does not match "
-                f"{model.name}: layer #{index} {layer.name!r} expects weights "
-                f"of shapes {shapes}, the file's layer {saved_name!r} holds "
-                f"{saved_shapes}."
+                f"Weights file {os.fspath(path)!r} does not match {model.name}: "
+                f"the model has {len(owners)} layers with weights, the file "
+                f"{len(declared)}; the first unmatched one is {first_name!r} in the "
+                f"{'model' if len(owners) > len(declared) else 'file'}."
             )
-    headless_extra = not include_top and len(saved) > len(owners)
-    if len(owners) != len(saved) and not headless_extra:
-        longer = owners if len(owners) > len(saved) else saved
-        first = longer[min(len(owners), len(saved))]
-        first_name = first.name if len(owners) > len(saved) else first[0]
-        raise ValueError(
-            f"Weights file {os.fspath(path)!r} does not match {model.name}: "
-            f"the model has {len(owners)} layers with weights, the file "
-            f"{len(saved)}; the first unmatched one is {first_name!r} in the "
-            f"{'model' if len(owners) > len(saved) else 'file'}."
-        )
+        return len(owners)  # a headless model's classifier is never read
+
+    saved = _read_legacy_h5(path, check)
     for layer, (saved_name, values) in zip(owners, saved):
         for variable, value in zip(_legacy_weights(layer), values):
             check_values(f"{saved_name}/{variable.path.rsplit('/', 1)[-1]}", variable.path,
@@ -241,22 +263,47 @@ def load_legacy_h5(model, path, include_top=True):
 # -------------------------------------------------------------- torch state
 
 
-def read_state_dict(path):
-    """Reads a PyTorch state dict as {name: numpy array} (no free unpickling)."""
+def _selected(select, shapes):
+    """The names ``select`` (``{name: shape} -> names``, None: all) picks."""
+    return set(shapes) if select is None else set(select(shapes))
+
+
+@contextlib.contextmanager
+def _reading_safetensors(path):
+    """Errors of the safetensors library as a ValueError naming ``path``."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (SafetensorError, OSError, ValueError) as error:
+        raise ValueError(
+            f"{path!r} is not a readable safetensors checkpoint ({error}); "
+            "the file may be truncated or corrupt."
+        ) from error
+    except Exception as error:  # bfloat16 tensors are not numpy dtypes
+        raise ValueError(f"Could not read {path!r}: {error}") from error
+
+
+def read_state_dict(path, select=None):
+    """Reads a PyTorch state dict as {name: numpy array} (no free unpickling).
+
+    ``select({name: shape}) -> names`` sees the declared shapes (the
+    safetensors header, a memory-mapped torch archive) before any data is
+    read, may raise, and picks the tensors to read.
+    """
     path = os.fspath(path)
     if file_format(path) == "safetensors":
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
 
-        try:
-            return _without_module_prefix(load_file(path))
-        except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(
-                f"{path!r} is not a readable safetensors checkpoint ({error}); "
-                "the file may be truncated or corrupt."
-            ) from error
-        except Exception as error:  # bfloat16 tensors are not numpy dtypes
-            raise ValueError(f"Could not read {path!r}: {error}") from error
+        with _reading_safetensors(path):
+            with safe_open(path, "np") as f:
+                declared = {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+        names = _without_module_prefix(dict(zip(declared, declared)))
+        wanted = _selected(select, {name: declared[key] for name, key in names.items()})
+        with _reading_safetensors(path):
+            with safe_open(path, "np") as f:
+                return {name: f.get_tensor(key) for name, key in names.items()
+                        if name in wanted}
     try:
         import torch
     except ImportError as error:
@@ -264,8 +311,12 @@ def read_state_dict(path):
             f"Reading the PyTorch checkpoint {path!r} needs torch "
             "(`pip install torch`), or convert it to .safetensors first."
         ) from error
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+    import zipfile
+
+    guard.check_torch_zip(path)
+    try:  # an archive is memory-mapped: nothing is read before ``select``
+        state = torch.load(path, map_location="cpu", weights_only=True,
+                           mmap=zipfile.is_zipfile(path))
     except Exception as error:
         raise ValueError(
             f"{path!r} is not a readable PyTorch state dict ({error}). "
@@ -277,13 +328,16 @@ def read_state_dict(path):
             state = state[wrapper]
     if not isinstance(state, dict):
         raise ValueError(f"{path!r} does not hold a state dict (a name -> tensor map).")
+    state = _without_module_prefix({name: tensor for name, tensor in state.items()
+                                    if hasattr(tensor, "detach")})
+    wanted = _selected(select, {name: tuple(tensor.shape) for name, tensor in state.items()})
     result = {}
     for name, tensor in state.items():
-        if hasattr(tensor, "detach"):
+        if name in wanted:
             tensor = tensor.detach().cpu()
             floating = tensor.is_floating_point()
             result[name] = (tensor.float() if floating else tensor).numpy()
-    return _without_module_prefix(result)
+    return result
 
 
 def _without_module_prefix(state):
@@ -361,8 +415,15 @@ def _weight_owners(layer):
         yield sub, owner, variable
 
 
-def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=()):
-    """Assigns the source ``tensors`` ({name: array}) to ``model`` strictly.
+def _converted_shape(layer, kind, shape):
+    """The shape ``_convert`` gives a source array of ``shape`` (computed on
+    a zero-stride view: no memory)."""
+    return tuple(_convert(layer, kind, np.broadcast_to(np.float32(0), shape)).shape)
+
+
+def match_tensors(model, shapes, layer_map, path, scheme=TORCH, classifier=()):
+    """Matches the source tensors, by their declared ``shapes`` ({name:
+    shape}: no data needed), to ``model``'s variables, strictly.
 
     ``layer_map`` maps each Keras layer name that owns weights to the
     source prefix holding them (``"conv1_conv" -> "features.conv0"``), or,
@@ -372,12 +433,12 @@ def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=())
     prefixes that may stay unused (the classifier of a headless model).
     Every variable must find its tensor with the right shape and every
     tensor must be used; otherwise ``ValueError`` names the first offending
-    one and the file, and nothing is assigned.
+    one and the file. Returns ``[(variable, owning layer, kind, source name)]``.
     """
     path = os.fspath(path)
     what = scheme.label
     used = set()
-    assignments = []
+    plan = []
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -392,18 +453,17 @@ def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=())
                 prefix = prefix[sub]
             kind = variable.path.rsplit("/", 1)[-1]
             source_name = scheme.source_name(prefix, kind)
-            if source_name not in tensors:
+            if source_name not in shapes:
                 raise ValueError(
                     f"{path!r} has no {what} {source_name!r} for "
                     f"{variable.path!r}: it is not a checkpoint of "
                     f"{model.name} (or of this configuration of it)."
                 )
-            check_values(source_name, kind, tensors[source_name], path)
-            value = _convert(owner, kind, tensors[source_name])
-            if tuple(value.shape) != tuple(variable.shape):
+            shape = tuple(shapes[source_name])
+            if _converted_shape(owner, kind, shape) != tuple(variable.shape):
                 raise ValueError(
                     f"Shape mismatch loading {path!r} into {model.name}: "
-                    f"{what} {source_name!r} {tuple(tensors[source_name].shape)} "
+                    f"{what} {source_name!r} {shape} "
                     f"-> {variable.path!r} expects {tuple(variable.shape)}."
                 )
             if source_name in used:
@@ -412,10 +472,10 @@ def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=())
                     f"(again for {variable.path!r})."
                 )
             used.add(source_name)
-            assignments.append((variable, value))
+            plan.append((variable, owner, kind, source_name))
     unused = sorted(
         name
-        for name in tensors
+        for name in shapes
         if name not in used
         and not (scheme.ignored and name.endswith(scheme.ignored))
         and not any(name.startswith(p + scheme.separator) for p in classifier)
@@ -426,18 +486,46 @@ def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=())
             f"place for, first {unused[0]!r}: the checkpoint belongs to "
             "another architecture or configuration."
         )
+    return plan
+
+
+def _assign(plan, tensors, path):
+    """Assigns the tensors of ``plan`` (``match_tensors``); their values are
+    checked first: nothing is assigned when one is bad."""
+    assignments = []
+    for variable, owner, kind, source_name in plan:
+        check_values(source_name, kind, tensors[source_name], path)
+        assignments.append((variable, _convert(owner, kind, tensors[source_name])))
     for variable, value in assignments:
         variable.assign(np.asarray(value).astype(variable.dtype))
 
 
-def read_tensors(path, fmt=None):
-    """{name: numpy array} of a PyTorch state dict or an MXNet checkpoint."""
+def assign_tensors(model, tensors, layer_map, path, scheme=TORCH, classifier=()):
+    """Assigns the source ``tensors`` ({name: array}) to ``model`` strictly
+    (see ``match_tensors``); nothing is assigned on error."""
+    shapes = {name: np.shape(value) for name, value in tensors.items()}
+    _assign(match_tensors(model, shapes, layer_map, path, scheme, classifier), tensors,
+            os.fspath(path))
+
+
+def read_tensors(path, fmt=None, select=None):
+    """{name: numpy array} of a PyTorch state dict or an MXNet checkpoint;
+    ``select({name: shape}) -> names`` sees the declared shapes before any
+    data is read and picks the tensors to read (None: all)."""
     fmt = fmt or file_format(path)
     if fmt == "mxnet_params":
-        from kerasnets.weights.mxnet import read_params
+        from kerasnets.weights import mxnet
 
-        return read_params(path)
-    return read_state_dict(path)
+        return mxnet.read_params(path, select)
+    return read_state_dict(path, select)
+
+
+def tensor_shapes(path, fmt=None):
+    """{name: declared shape} of a PyTorch state dict or an MXNet checkpoint
+    (no tensor data read)."""
+    shapes = {}
+    read_tensors(path, fmt, lambda declared: shapes.update(declared) or ())
+    return shapes
 
 
 def load_file(model, path, *, layer_maps, include_top=True, fmt=None):
@@ -463,6 +551,12 @@ def load_file(model, path, *, layer_maps, include_top=True, fmt=None):
                 "Keras weights file."
             )
         layer_map, classifier = layer_maps[scheme](model)
-        assign_tensors(model, read_tensors(path, fmt), layer_map, path,
-                       scheme=SCHEMES[scheme], classifier=() if include_top else classifier)
+        plan = []
+
+        def select(shapes):  # shapes checked before any data is read
+            plan.extend(match_tensors(model, shapes, layer_map, path, SCHEMES[scheme],
+                                      () if include_top else classifier))
+            return [source_name for *_, source_name in plan]
+
+        _assign(plan, read_tensors(path, fmt, select), path)
     return model

@@ -121,11 +121,18 @@ class _Reader:
             self.fail(f"negative dimension in {what} {dims}")
         return tuple(int(d) for d in dims)
 
-    def array(self, dtype_flag, shape, what):
+    def array(self, dtype_flag, shape, what, skip=False):
+        """The array of ``shape`` stored next (None, passed over, with ``skip``)."""
         if dtype_flag not in DTYPES:
             self.fail(f"unknown dtype flag {dtype_flag} for {what}")
         dtype = DTYPES[dtype_flag]
-        count = int(np.prod(shape, dtype=np.int64))
+        count = int(np.prod(shape, dtype=np.float64))
+        if skip:
+            size = count * (2 if dtype == "bfloat16" else dtype.itemsize)
+            if self.pos + size > len(self.data):
+                self.fail(f"unexpected end of file while reading {what}")
+            self.pos += size
+            return None
         if dtype == "bfloat16":
             raw = np.frombuffer(self.take(2 * count, what), dtype="<u2")
             values = (raw.astype(np.uint32) << 16).view(np.float32)
@@ -134,7 +141,8 @@ class _Reader:
         return values.reshape(shape).copy()
 
 
-def _read_ndarray(reader, index):
+def _read_ndarray(reader, index, skip=False):
+    """The next array (with ``skip``: its declared shape, data passed over)."""
     what = f"array #{index}"
     (magic,) = reader.unpack("I", f"{what} header")
     stype = 0
@@ -154,15 +162,18 @@ def _read_ndarray(reader, index):
     else:
         reader.fail(f"bad NDArray magic 0x{magic:08X} for {what}")
     if shape is None:
-        return np.zeros((0,), dtype=np.float32)
+        return (0,) if skip else np.zeros((0,), dtype=np.float32)
     reader.unpack("ii", f"{what} context")  # device type / id: irrelevant here
     (dtype_flag,) = reader.unpack("i", f"{what} dtype")
     aux = []
     for i in range(NUM_AUX[stype]):
         (aux_flag,) = reader.unpack("i", f"{what} aux #{i} dtype")
         aux.append((aux_flag, reader.shape(f"{what} aux #{i} shape") or ()))
-    values = reader.array(dtype_flag, storage_shape if stype else shape, f"{what} data")
-    aux_values = [reader.array(flag, s, f"{what} aux #{i} data") for i, (flag, s) in enumerate(aux)]
+    values = reader.array(dtype_flag, storage_shape if stype else shape, f"{what} data", skip)
+    aux_values = [reader.array(flag, s, f"{what} aux #{i} data", skip)
+                  for i, (flag, s) in enumerate(aux)]
+    if skip:
+        return shape
     if stype == 0:
         return values
     return _densify(reader, stype, shape, values, aux_values, what)
@@ -187,11 +198,13 @@ def _densify(reader, stype, shape, values, aux, what):
     return dense
 
 
-def read_ndarray_file(path):
+def read_ndarray_file(path, read=None):
     """Reads an MXNet NDArray file: returns ``(names, arrays)``.
 
     ``names`` is empty for a file saved from a plain list. Sparse arrays are
-    returned dense, bfloat16 as float32, other dtypes as stored.
+    returned dense, bfloat16 as float32, other dtypes as stored. With
+    ``read`` (``(names, declared shapes) -> indices``), only the arrays at
+    those indices are read; the others are None.
     """
     path = os.fspath(path)
     try:
@@ -199,6 +212,17 @@ def read_ndarray_file(path):
             data = f.read()
     except OSError as error:
         raise ValueError(f"Cannot read the MXNet .params file {path!r}: {error}") from error
+    if read is None:
+        return _parse(data, path)
+    names, shapes = _parse(data, path, lambda index: False)
+    wanted = set(read(names, shapes))
+    names, arrays = _parse(data, path, lambda index: index in wanted)
+    return names, [a if i in wanted else None for i, a in enumerate(arrays)]
+
+
+def _parse(data, path, wanted=None):
+    """(names, arrays) of the file's bytes; arrays for which ``wanted(index)``
+    is false are not read (their declared shapes stand in)."""
     reader = _Reader(data, path)
     if len(data) < 16:
         reader.fail("file shorter than the 16-byte header")
@@ -208,7 +232,8 @@ def read_ndarray_file(path):
     (count,) = reader.unpack("Q", "array count")
     if count > len(data):
         reader.fail(f"implausible array count {count}")
-    arrays = [_read_ndarray(reader, i) for i in range(count)]
+    arrays = [_read_ndarray(reader, i, skip=wanted is not None and not wanted(i))
+              for i in range(count)]
     (name_count,) = reader.unpack("Q", "name count")
     if name_count not in (0, count):
         reader.fail(f"{name_count} names for {count} arrays")
@@ -225,21 +250,36 @@ def read_ndarray_file(path):
     return names, arrays
 
 
-def read_params(path):
+def read_params(path, select=None):
     """``{name: numpy array}`` of an MXNet checkpoint, ``arg:``/``aux:``
-    prefixes removed (a name present under both prefixes is an error)."""
-    names, arrays = read_ndarray_file(path)
-    if arrays and not names:
-        raise ValueError(
-            f"{os.fspath(path)!r} holds {len(arrays)} unnamed arrays (saved from "
-            "a list); a checkpoint needs named parameters."
-        )
-    params = {}
-    for name, array in zip(names, arrays):
-        key = name[4:] if name.startswith(PREFIXES) else name
-        if key in params:
+    prefixes removed (a name present under both prefixes is an error).
+
+    ``select({name: shape}) -> names`` sees the declared shapes before any
+    array is read (a sparse array's dense shape is allocated only when read)
+    and picks the arrays to read (None: all).
+    """
+    path = os.fspath(path)
+
+    def keys(names, count):
+        if count and not names:
             raise ValueError(
-                f"{os.fspath(path)!r} holds parameter {key!r} twice ({name!r})."
+                f"{path!r} holds {count} unnamed arrays (saved from "
+                "a list); a checkpoint needs named parameters."
             )
-        params[key] = array
-    return params
+        found = {}
+        for index, name in enumerate(names):
+            key = name[4:] if name.startswith(PREFIXES) else name
+            if key in found:
+                raise ValueError(f"{path!r} holds parameter {key!r} twice ({name!r}).")
+            found[key] = index
+        return found
+
+    def read(names, shapes):
+        found = keys(names, len(shapes))
+        wanted = set(found) if select is None else set(
+            select({key: shapes[index] for key, index in found.items()}))
+        return [index for key, index in found.items() if key in wanted]
+
+    names, arrays = read_ndarray_file(path, read)
+    return {key: arrays[index] for key, index in keys(names, len(arrays)).items()
+            if arrays[index] is not None}
