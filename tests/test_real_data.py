@@ -145,3 +145,35 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
                    "random resized crop 8%-100%", "validation: train[90%:]", "BatchNorm"):
         assert needle in recipe, needle
     assert "flip" not in recipe
+
+
+@pytest.mark.heavy
+def test_fine_tuning_from_a_checkpoint_with_a_frozen_backbone(colours, tmp_path, capsys):
+    """The real-data path: a checkpoint of another task, a new 4-class head,
+    a frozen backbone whose BatchNorm statistics stay the checkpoint's."""
+    import keras
+
+    import kerasnets
+    from kerasnets import cli, training
+
+    model_args = ["--model-arg", "depth=7", "--model-arg", "growth_rate=4"]
+    backbone = kerasnets.DenseNetCIFAR(depth=7, growth_rate=4, include_top=False,
+                                       pooling="avg", input_shape=(32, 32, 3))
+    checkpoint = str(tmp_path / "backbone.weights.h5")
+    backbone.save_weights(checkpoint)
+    output = str(tmp_path / "run")
+    assert cli.main(["train", "--model", "DenseNetCIFAR", *model_args, "--dataset", colours,
+                     "--weights", checkpoint, "--freeze-backbone", "--image-size", "32",
+                     "--epochs", "2", "--batch-size", "8", "--optimizer", "adamw",
+                     "--lr", "0.01", "--seed", "0", "--output", output]) == 0
+    out = capsys.readouterr().out
+    assert f"from {checkpoint}, backbone frozen" in out
+    model = keras.saving.load_model(f"{output}/model.keras")
+    assert model.output_shape == (None, 4)
+    for layer in backbone.layers:
+        for ours, theirs in zip(model.get_layer(layer.name).weights, layer.weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours),
+                                          keras.ops.convert_to_numpy(theirs))
+    held_out = training.evaluate("DenseNetCIFAR", f"{output}/model.keras", colours,
+                                 "train[90%:]", batch_size=8)
+    assert held_out.top1 >= 0.75
