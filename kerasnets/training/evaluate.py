@@ -85,19 +85,24 @@ def keras_model_file(path, model=None, model_kwargs=None):
     def family(name):
         return (registry.indexed(name) or {}).get("family", name)
 
+    def refuse_other(name, how):
+        # The run's config.json says the builder; a model's name only its
+        # family (a DenseNetCIFAR is called "densenet40_k12", like a DenseNet).
+        if expected and name and (expected != name if run else family(expected) != family(name)):
+            raise ValueError(f"{path} holds a {name} (says {how}), not a {expected}: leave "
+                             "out the model name (--model) or name the right one.")
+
     path = os.path.expanduser(os.fspath(path))
-    net = load_model_file(path)
-    run = read_run_config(path)
-    name = run["model"] if run else builder_for(net.name)
-    name = registry.canonical_name(name) if name else None
     expected = getattr(model, "__name__", model)
     expected = (registry.canonical_name(expected) or expected) if expected else None
-    # The run's config.json says the builder; a model's name only its family
-    # (a DenseNetCIFAR is called "densenet40_k12", like a DenseNet).
-    if expected and name and (expected != name if run else family(expected) != family(name)):
-        how = "its run's config.json" if run else f"its model name {net.name!r}"
-        raise ValueError(f"{path} holds a {name} (says {how}), not a {expected}: leave "
-                         "out the model name (--model) or name the right one.")
+    run = read_run_config(path)
+    if run is not None:  # checked before the model is loaded
+        name = registry.canonical_name(run["model"])
+        refuse_other(name, "its run's config.json")
+    net = load_model_file(path)
+    if run is None:
+        name = registry.canonical_name(builder_for(net.name) or "")
+        refuse_other(name, f"its model name {net.name!r}")
     name = expected or name
     if run is not None:
         prep = run["preprocessing"]
