@@ -12,7 +12,6 @@ import tensorflow as tf
 import kerasnets
 from kerasnets import cli, data, training
 from kerasnets.text import one_line
-from kerasnets.training.evaluate import class_mapping, default_split
 from tests.imagefolders import COLOURS, make_image_folder
 
 MODEL_KWARGS = {"depth": 7, "growth_rate": 4}
@@ -75,7 +74,7 @@ def test_evaluation_crop_work_is_bounded_by_the_output(tmp_path, monkeypatch):
 
     def bounded_resize(images, size, **kwargs):
         sizes.append(tuple(int(v) for v in size))
-        assert sizes[-1][0] * sizes[-1][1] <= data.MAX_ASPECT * 256 * 256, sizes[-1]
+        assert sizes[-1][0] * sizes[-1][1] <= 4 * 256 * 256, sizes[-1]  # MAX_ASPECT
         return resize(images, size, **kwargs)
 
     monkeypatch.setattr(tf.image, "resize", bounded_resize)
@@ -166,9 +165,12 @@ def test_evaluate_refuses_classes_the_model_does_not_know(tmp_path, cat_dog, cap
     """Case 10: an extra bird/ was dropped silently; aardvark was scored as
     cat (sort order); three classes against two dumped a graph error."""
     dataset = class_folder(tmp_path / "bird", ["bird", "cat", "dog"])
-    code, _, err = run_cli(capsys, "evaluate", "--weights", cat_dog[0], "--dataset", dataset)
+    code, _, err = run_cli(capsys, "evaluate", "--model", "DenseNetCIFAR", "--weights",
+                           cat_dog[0], "--dataset", dataset, "--split", "train")
     assert code == 1 and len(err.strip().splitlines()) == 1, err
     assert f"classes that {cat_dog[0]} does not predict: bird (it predicts cat, dog)" in err
+    from kerasnets.training.evaluate import class_mapping
+
     with pytest.raises(ValueError, match="does not predict: aardvark"):
         class_mapping(["aardvark", "cat"], ["cat", "dog"], 2, "folder:x", "m")
     # Without class names: more classes than outputs is one clear line.
@@ -178,8 +180,10 @@ def test_evaluate_refuses_classes_the_model_does_not_know(tmp_path, cat_dog, cap
 
 def test_evaluate_matches_classes_by_name_and_reports_a_subset(tmp_path, cat_dog):
     dataset = class_folder(tmp_path / "dogs", ["dog"])  # the model always says dog
-    result = training.evaluate(weights=cat_dog[0], dataset=dataset)
+    result = training.evaluate("DenseNetCIFAR", cat_dog[0], dataset, "train")
     assert result.top1 == 1.0  # in sort order, dog was class 0 (cat): 0 %
+    from kerasnets.training.evaluate import class_mapping
+
     assert result.missing_classes == ("cat",) and result.num_classes == 2
     assert "1 of the model's 2 are in the data; no images of cat" in result.summary()
     assert class_mapping(["cat", "dog"], ["dog", "cat"], 2, "d", "m")[0] == [1, 0]
@@ -199,6 +203,8 @@ def test_evaluate_a_keras_file_alone_on_a_plain_class_folder(tmp_path, cat_dog, 
     """Issue 21: --model was required, and the default split "validation"
     did not exist in a folder of class folders. Case 9: a batch larger than
     the data is cut to it, with a one-line warning."""
+    from kerasnets.training.evaluate import default_split
+
     dataset = class_folder(tmp_path / "images", ["cat", "dog"])
     code, out, err = run_cli(capsys, "evaluate", "--weights", cat_dog[0], "--dataset", dataset,
                              "--batch-size", "100000")
