@@ -13,6 +13,7 @@ from kerasnets.weights.loading import load_model_file
 
 DEFAULT_BATCH_SIZE = 64
 
+
 @dataclasses.dataclass
 class Evaluation:
     top1: float
@@ -152,7 +153,7 @@ def class_mapping(data_names, model_names, num_classes, dataset, label):
     if model_names is None and num_classes == imagenet.NUM_CLASSES:
         wnids = imagenet.wordnet_ids()
         if set(data_names) <= set(wnids):
-            model_names, how = wnids, "by ImageNet WordNet id"
+            model_names = wnids
     if model_names is None:
         if len(data_names) > num_classes:
             raise ValueError(f"{dataset} has {len(data_names)} classes, more than the "
