@@ -19,6 +19,14 @@ Sources:
       ``PATH/validation/<class>``). Without split folders, ``split`` may slice
       the folder per class with tfds' percent syntax (``train[:80%]``,
       ``train[80%:]``); the order is fixed, so such slices never overlap.
+      Images are .jpg/.jpeg/.png/.bmp/.gif/.webp files; hidden files and
+      folders (macOS' ``._x.jpg``) are skipped.
+
+EXIF orientation: ``load_image`` (``kerasnets predict``) turns a photo
+upright by it; the pipelines decode with ``tf.io``, which ignores it (as
+``keras.utils.image_dataset_from_directory`` and torchvision's
+``ImageFolder`` do), so a dataset's images are used as stored: rotate the
+files themselves (e.g. ``PIL.ImageOps.exif_transpose``) where that matters.
 
 Training images are decoded and cropped in one step where the file is a JPEG
 (random resized crop, Inception style: area ``scale``, aspect ``ratio``),
@@ -48,15 +56,19 @@ import numpy as np
 from kerasnets import preprocessing
 
 AUTOTUNE = -1  # tf.data.AUTOTUNE, without importing TensorFlow at import time
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 FOLDER_PREFIX = "folder:"
 # Split-folder names that stand for each other (``val`` is common on disk).
 _SPLIT_ALIASES = {"validation": ("validation", "val", "valid"),
                   "val": ("val", "validation", "valid"),
                   "test": ("test",), "train": ("train",)}
+_SPLIT_FOLDERS = ("train", "validation", "val", "valid", "test")
 # Fixed order for slicing a folder into splits: independent of the training
 # seed, so "train[:80%]" and "train[80%:]" never share an image.
 _FOLDER_SPLIT_SEED = 20170707
+# Evaluation crops: the longer side is first cut to at most this many times
+# the shorter one (around the centre), so memory follows the output size.
+MAX_ASPECT = 4
 
 
 # ----------------------------------------------------------- preprocessing
@@ -111,14 +123,25 @@ def _class_dirs(root):
 
 
 def _image_files(directory):
+    """The image files under ``directory``, sorted; hidden files and folders
+    (macOS' ``._x.png`` AppleDouble files, ``.thumbnails/``) left out."""
     files = []
     for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files.extend(
             os.path.join(dirpath, f) for f in sorted(filenames)
-            if f.lower().endswith(IMAGE_EXTENSIONS)
+            if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
         )
     return files
+
+
+def split_folders(path):
+    """The split folders (train, validation, val, valid, test) of a
+    ``folder:`` dataset's root; empty for a folder of class folders."""
+    root = os.path.expanduser(path[len(FOLDER_PREFIX):] if is_folder(path) else path)
+    if not os.path.isdir(root):
+        raise ValueError(f"Image folder {root!r} does not exist.")
+    return [d for d in _class_dirs(root) if d in _SPLIT_FOLDERS]
 
 
 def folder_files(path, split="train"):
@@ -137,7 +160,7 @@ def folder_files(path, split="train"):
             break
     else:
         subdirs = _class_dirs(root)
-        split_like = [d for d in subdirs if d in ("train", "validation", "val", "test")]
+        split_like = [d for d in subdirs if d in _SPLIT_FOLDERS]
         if split_like:
             raise ValueError(
                 f"Image folder {root!r} has no {name!r} split: its split folders "
@@ -219,7 +242,17 @@ def check_images(dataset, split="train"):
 def _tfds_builder(name, data_dir, try_gcs):
     import tensorflow_datasets as tfds
 
-    return tfds.builder(name, data_dir=data_dir, try_gcs=try_gcs)
+    try:
+        return tfds.builder(name, data_dir=data_dir, try_gcs=try_gcs)
+    except tfds.core.registered.DatasetNotFoundError:
+        pass  # its message lists every dataset (8 KB): the closest few instead
+    from kerasnets import registry
+
+    base = str(name).split("/")[0].split(":")[0]
+    near = registry.closest(base, tfds.list_builders(with_community_datasets=False), n=3)
+    hint = f"; did you mean {', '.join(near)}?" if near else ""
+    raise ValueError(f"Unknown tensorflow-datasets dataset {name!r}{hint} "
+                     "(tfds.list_builders() lists them; folder:PATH reads an image folder)")
 
 
 def _tfds_keys(info):
@@ -412,13 +445,21 @@ def center_crop(image, size, crop_pct=0.875, interpolation="bilinear"):
     """Resize the shorter side to ``floor(size / crop_pct)``, center-crop
     ``size`` x ``size`` (timm's evaluation transform, with torchvision's
     rounding: the longer side truncated, the crop offset rounded half to
-    even). Antialiased like PIL. Returns float32 RGB in [0, 255]."""
+    even). Antialiased like PIL. A side longer than ``MAX_ASPECT`` times the
+    other is first cut to its centre, which the crop never leaves, so the
+    work is bounded by the output size. Returns float32 RGB in [0, 255]."""
     import tensorflow as tf
 
     scale_size = int(np.floor(size / crop_pct))
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
     short = tf.minimum(h, w)
+    # A 1x100000 strip would otherwise be resized to 256x25600000 first.
+    keep = short * MAX_ASPECT
+    crop_h, crop_w = tf.minimum(h, keep), tf.minimum(w, keep)
+    image = image[(h - crop_h) // 2:(h - crop_h) // 2 + crop_h,
+                  (w - crop_w) // 2:(w - crop_w) // 2 + crop_w]
+    h, w = crop_h, crop_w
     # Integer arithmetic: int(scale * long / short), as torchvision's Resize.
     new_h = tf.where(h == short, scale_size, (scale_size * h) // short)
     new_w = tf.where(w == short, scale_size, (scale_size * w) // short)
@@ -432,11 +473,31 @@ def center_crop(image, size, crop_pct=0.875, interpolation="bilinear"):
     return tf.clip_by_value(image, 0.0, 255.0)
 
 
+# EXIF orientation (tag 0x0112) -> (mirror left-right first, then quarter
+# turns counter-clockwise): what shows the photo upright.
+_EXIF_ORIENTATIONS = {2: (True, 0), 3: (False, 2), 4: (True, 2), 5: (True, 1),
+                      6: (False, 3), 7: (True, 3), 8: (False, 1)}
+
+
+def exif_orientation(path):
+    """The EXIF orientation of an image file (1 to 8; 1, upright, where it
+    has none or Pillow is not installed)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return int(image.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - no Pillow, no or damaged EXIF: as stored
+        return 1
+
+
 def load_image(path, builder=None, weights="imagenet", image_size=None, normalize=True,
                preprocessing=None):
     """Reads one image file the way ``builder``'s ``weights`` were evaluated.
 
-    Decodes ``path`` (JPEG, PNG, BMP, GIF), resizes the shorter side to
+    Decodes ``path`` (JPEG, PNG, BMP, GIF, WebP), turns it upright by its
+    EXIF orientation (a phone's portrait photo; needs Pillow, which
+    matplotlib installs), resizes the shorter side to
     ``image_size / crop_pct`` with the weights' interpolation and
     center-crops ``image_size`` (the weights' ``input_size`` by default), then
     normalises with the weights' mean/std unless ``normalize=False`` (for a
@@ -470,8 +531,12 @@ def load_image(path, builder=None, weights="imagenet", image_size=None, normaliz
                                    expand_animations=False)
     except (tf.errors.InvalidArgumentError, tf.errors.UnknownError) as error:
         raise ValueError(
-            f"{path} is not a readable image (JPEG, PNG, BMP or GIF expected)."
+            f"{path} is not a readable image (JPEG, PNG, BMP, GIF or WebP expected)."
         ) from error
+    mirror, quarter_turns = _EXIF_ORIENTATIONS.get(exif_orientation(path), (False, 0))
+    if mirror:
+        image = tf.image.flip_left_right(image)
+    image = tf.image.rot90(image, quarter_turns)
     image = center_crop(image, int(image_size), prep.crop_pct, prep.interpolation)
     if normalize:
         image = prep.normalize(image)
@@ -596,10 +661,12 @@ def load(
         skip_unreadable=skip_unreadable,
     )
     if training:
+        size = int(ds.cardinality())
+        if 0 < size < batch_size:
+            _refuse_batch(dataset, split, batch_size, size, input_context)
         ds = _cache(ds, cache)
     if shuffle:
         if shuffle_buffer is None:
-            size = int(ds.cardinality())
             shuffle_buffer = min(10000, size) if size > 0 else 10000
         ds = ds.shuffle(shuffle_buffer, seed=base_seed, reshuffle_each_iteration=True)
     if training:
@@ -648,6 +715,22 @@ def load(
             tf.data.experimental.AutoShardPolicy.OFF
         )
     return ds.with_options(options).prefetch(AUTOTUNE)
+
+
+def _refuse_batch(dataset, split, batch_size, size, input_context):
+    """A training batch larger than the data would repeat its images within
+    each batch and hold them all in memory (100000 images for 16). Refused,
+    not clamped: the batch size also sets the recipe's learning rate."""
+    where = f"{dataset} split {split!r}"
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        where = f"this worker's shard of {where}"
+    if input_context is not None and input_context.num_replicas_in_sync > 1:
+        batch = (f"{batch_size * input_context.num_replicas_in_sync} "
+                 f"({batch_size} per replica)")
+    else:
+        batch = str(batch_size)
+    raise ValueError(f"The batch size (--batch-size, batch_size) {batch} is larger than the "
+                     f"{size} training images of {where}: use at most {size}.")
 
 
 def _cache(ds, cache):

@@ -28,6 +28,6 @@ def make_image_folder(root, *, per_class=24, size=(36, 40), classes=COLOURS,
             pixels = rng.normal(0.0, noise, shape) + np.asarray(colour, float)
             image = Image.fromarray(pixels.clip(0, 255).astype(np.uint8))
             fmt = formats[n % len(formats)]
-            image.save(os.path.join(directory, f"{n:03d}.{fmt}"),
-                       quality=95 if fmt in ("jpg", "jpeg") else None)
+            lossy = {"quality": 95} if fmt in ("jpg", "jpeg", "webp") else {}
+            image.save(os.path.join(directory, f"{n:03d}.{fmt}"), **lossy)
     return root

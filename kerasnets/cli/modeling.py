@@ -1,8 +1,11 @@
 """``kerasnets predict``, ``train``, ``evaluate`` and ``tune``."""
 
 import argparse
+import contextlib
 import dataclasses
 import os
+import sys
+import warnings
 
 from kerasnets.cli import common
 from kerasnets.training import recipe as training_recipe
@@ -37,24 +40,39 @@ def add_parsers(sub):
 # ---------------------------------------------------------------- predict
 
 
-def _keras_model_file(path):
-    """(model, preprocessing, class names) of a .keras file; the run's
-    config.json beside it (``kerasnets train``) gives its preprocessing and
-    class names."""
-    from kerasnets import preprocessing, registry
-    from kerasnets.export import builder_for
-    from kerasnets.training import read_run_config
-    from kerasnets.weights.loading import load_model_file
+def _model_and_weights(args):
+    """(catalog name or None, --model-arg values, weights, is a .keras file) of
+    predict's and evaluate's --model/--weights/--model-arg: --model may be
+    left out for a .keras file (which must then be of that model)."""
+    weights = common.weights_arg(args.weights)
+    keras_file = weights is not None and weights.lower().endswith(".keras")
+    if keras_file:
+        if args.model_arg:
+            raise common.UsageError("--model-arg builds a model; a .keras file is built "
+                                    "already")
+        return (common.model_name(args.model) if args.model else None), {}, weights, True
+    if args.model is None:
+        raise common.UsageError("--model is required unless --weights is a .keras model file")
+    name, kwargs = common.model_with_args(args.model, args.model_arg)
+    return name, kwargs, weights, False
 
-    model = load_model_file(path)
-    run = read_run_config(path)
-    if run is not None:
-        return model, run["preprocessing"], run.get("class_names")
-    name = builder_for(model.name)
-    if name is None or registry.canonical_name(name) is None:
-        raise ValueError(f"cannot tell how {path} preprocesses its images (no run "
-                         "config.json beside it, and its name is no kerasnets model)")
-    return model, preprocessing.for_model(name, None), None
+
+def _progress_verbosity():
+    """Keras' progress bar on a terminal; one line per epoch (verbose=2) in a
+    log or pipe, where the bar's control codes would fill it."""
+    return 1 if sys.stdout.isatty() else 2
+
+
+@contextlib.contextmanager
+def _plain_warnings():
+    """The library's warnings as one line each ("kerasnets: ..."), without
+    Python's file and source line."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"kerasnets: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def cmd_predict(args):
@@ -64,26 +82,20 @@ def cmd_predict(args):
 
     if args.top < 1:
         raise common.UsageError("--top must be at least 1")
-    weights = common.weights_arg(args.weights)
-    keras_file = weights is not None and weights.lower().endswith(".keras")
-    name, kwargs = None, common.model_args(args.model_arg)
-    if args.model is not None:
-        name, kwargs = common.model_with_args(args.model, args.model_arg)
-    elif not keras_file:
-        raise common.UsageError("--model is required unless --weights is a .keras model file")
-    if keras_file and kwargs:
-        raise common.UsageError("--model-arg builds a model; a .keras file is built already")
+    name, kwargs, weights, keras_file = _model_and_weights(args)
     common.load_tensorflow()
     from kerasnets import data, imagenet, preprocessing, registry
     from kerasnets import weights as weights_lib
+    from kerasnets.training.evaluate import keras_model_file
 
     images = args.images or [imagenet.sample_image()]
     for path in images:
         if not os.path.isfile(path):
             raise ValueError(f"no such image file: {path}")
     if keras_file:
-        model, prep, class_names = _keras_model_file(weights)
-        label = name or model.name
+        loaded = keras_model_file(weights, name)
+        model, prep, class_names = loaded.model, loaded.preprocessing, loaded.class_names
+        label = loaded.name or model.name
     else:
         if isinstance(weights, str) and not weights_lib.is_path(weights):
             weights_lib.pretrained_cfg(name, weights, options=kwargs)  # fail before building
@@ -91,9 +103,9 @@ def cmd_predict(args):
         prep = preprocessing.for_model(name, weights, options=kwargs)
         class_names, label = None, name
     classes = int(model.output_shape[-1])
-    if class_names is None and classes != imagenet.NUM_CLASSES:
-        raise ValueError(f"{label} predicts {classes} classes, not the 1000 ImageNet "
-                         "classes, and no class names came with it")
+    unnamed = class_names is None and classes != imagenet.NUM_CLASSES
+    if unnamed:  # not ImageNet's classes, and no names came with it: their indices
+        class_names = tuple(f"class {i}" for i in range(classes))
     size = model.input_shape[1] or prep.input_size or 224
     batch = np.stack([data.load_image(path, image_size=size, preprocessing=prep)
                       for path in images])
@@ -105,8 +117,12 @@ def cmd_predict(args):
         decoded = [[("", class_names[i], p[i]) for i in row] for p, row in zip(preds, order)]
     console = common.console()
     shown = "random" if weights is None else weights
+    if unnamed:
+        console.print(f"The {classes} classes of {escape(label)} have no names (a run's "
+                      "config.json beside a .keras file gives them): shown by index",
+                      soft_wrap=True)
     for path, rows in zip(images, decoded):
-        console.print(f"[bold]{escape(path)}[/bold]  ({label}, weights "
+        console.print(f"[bold]{escape(path)}[/bold]  ({escape(label)}, weights "
                       f"{escape(str(shown))})", soft_wrap=True)
         table = Table()
         table.add_column("#", justify="right")
@@ -145,7 +161,8 @@ def cmd_train(args):
 
     # First: a multi-worker strategy must exist before other TensorFlow work.
     config.strategy = training.get_strategy(args.strategy, tpu=args.tpu)
-    result = training.train(config, overwrite=args.overwrite)
+    result = training.train(config, overwrite=args.overwrite,
+                            verbose=_progress_verbosity())
     if result.status == "complete":
         print(f"the run in {config.output} is complete ({config.epochs} epochs): nothing to "
               "do (a larger --epochs continues it, --overwrite starts over)")
@@ -159,13 +176,15 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    name, kwargs = common.model_with_args(args.model, args.model_arg)
-    weights = common.weights_arg(args.weights)
+    name, kwargs, weights, _ = _model_and_weights(args)
+    common.at_least(args.batch_size, 1, "--batch-size")
     common.load_tensorflow()
     from kerasnets import training
 
-    result = training.evaluate(name, weights, args.dataset, args.split, verbose=1,
-                               model_kwargs=kwargs or None)
+    with _plain_warnings():
+        result = training.evaluate(name, weights, args.dataset, args.split,
+                                   batch_size=args.batch_size,
+                                   verbose=_progress_verbosity(), model_kwargs=kwargs or None)
     print(result.summary(compare=args.compare))
 
 
@@ -255,11 +274,19 @@ def _add_train_parser(sub):
     train.set_defaults(func=cmd_train)
 
     evaluate = sub.add_parser("evaluate", help="top-1/top-5 accuracy and images/s")
-    evaluate.add_argument("--model", required=True)
+    evaluate.add_argument("--model", default=None,
+                          help="model name, e.g. MobileNetV2 (not needed when --weights is "
+                               "a .keras model file)")
     evaluate.add_argument("--weights", default="imagenet",
                           help="pretrained tag, weights file, or a trained model.keras")
-    evaluate.add_argument("--dataset", default="imagenet2012")
-    evaluate.add_argument("--split", default="validation")
+    evaluate.add_argument("--dataset", default="imagenet2012",
+                          help="tensorflow-datasets name or folder:PATH (class folders, "
+                               "matched by name to the model's classes)")
+    evaluate.add_argument("--split", default=None,
+                          help="default: validation, else test; a folder without split "
+                               "folders is evaluated whole")
+    evaluate.add_argument("--batch-size", type=int, default=None,
+                          help="default 64 (at most the number of images)")
     evaluate.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",
                           help="builder argument, repeatable (--model-arg alpha=0.5)")
     evaluate.add_argument("--compare", action="store_true",
