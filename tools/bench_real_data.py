@@ -6,7 +6,7 @@ and 360 held out (stratified, fixed seed), then for each model runs
 
     kerasnets train --model M --dataset folder:WORK/train --image-size 32 \\
         --epochs E --output WORK/runs/M
-    kerasnets evaluate WORK/runs/M/model.keras --dataset folder:WORK/held_out
+    kerasnets evaluate --weights WORK/runs/M/model.keras --dataset folder:WORK/held_out
 
 (every other setting the CLI's default) and prints a markdown table: model,
 epochs, minutes, train accuracy (the training images evaluated in inference
@@ -82,10 +82,8 @@ def kerasnets(*args):
     return done.stdout
 
 
-def top1(name, model_args, model_path, folder):
-    out = kerasnets("evaluate", "--model", name, "--weights", model_path,
-                    *[f"--model-arg={a}" for a in model_args],
-                    "--dataset", f"folder:{folder}", "--split", "train")
+def top1(model_path, folder):
+    out = kerasnets("evaluate", "--weights", model_path, "--dataset", f"folder:{folder}")
     return float(re.search(r"top-1\s+([\d.]+)%", out).group(1)) / 100
 
 
@@ -99,8 +97,7 @@ def run(name, model_args, train_dir, held_out_dir, work, epochs, image_size, ext
     minutes = (time.perf_counter() - start) / 60
     model_path = os.path.join(output, "model.keras")
     return dict(model=" ".join([name, *model_args]), epochs=epochs, minutes=minutes,
-                train=top1(name, model_args, model_path, train_dir),
-                held_out=top1(name, model_args, model_path, held_out_dir))
+                train=top1(model_path, train_dir), held_out=top1(model_path, held_out_dir))
 
 
 def main(argv=None):
