@@ -134,7 +134,7 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
     for needle in ("--epochs EPOCHS passes over the training images (default: 10)",
                    "(default: 64)", "(default: 224)", "(default: sgd)",
                    "0.1 x B/256 sgd", "(default: cosine)", "of the cross-entropy (default: 0.1)",
-                   "random resized crop (default: 0.08)", "--no-flip", "last 10%"):
+                   "ImageNet-length runs use 0.08) (default: 1.0)", "--no-flip", "last 10%"):
         assert needle in text, needle
     config = TrainConfig(model="MobileNetV2", dataset="folder:x", output="o", image_size=32,
                          model_kwargs={"alpha": 0.35}, flip=False)
@@ -142,7 +142,7 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
     assert "\n" not in recipe
     for needle in ("MobileNetV2(alpha=0.35) from scratch", "10 epochs x 20 steps of 64",
                    "at 32 px", "lr 0.025", "cosine", "label smoothing 0.1",
-                   "random resized crop 8%-100%", "validation: train[90%:]", "BatchNorm"):
+                   "random resized crop (area 100%)", "validation: train[90%:]", "BatchNorm"):
         assert needle in recipe, needle
     assert "flip" not in recipe
 

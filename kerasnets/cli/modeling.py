@@ -257,8 +257,9 @@ def _add_train_parser(sub):
     train.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0: off)")
     train.add_argument("--no-flip", dest="flip", action="store_false",
                        help="no random horizontal flips (digits, text, some medical images)")
-    train.add_argument("--crop-scale", type=float, default=0.08, metavar="MIN",
-                       help="smallest area fraction of the random resized crop")
+    train.add_argument("--crop-scale", type=float, default=1.0, metavar="MIN",
+                       help="smallest area fraction of the random resized crop (1: whole "
+                            "images, for short runs; ImageNet-length runs use 0.08)")
     train.add_argument("--seed", type=int, default=None,
                        help="reproducible data order, augmentation and initialisation")
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")

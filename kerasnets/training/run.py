@@ -101,7 +101,10 @@ class TrainConfig:
             out the last 10 % of ``train_split``; None: no validation).
         flip: random horizontal flips (off for digits, text, and images
             whose left and right differ in meaning).
-        crop_scale: the smallest area fraction of the random resized crop.
+        crop_scale: the smallest area fraction of the random resized crop
+            (default 1.0: whole images, aspect ratio 3/4-4/3, for the short runs
+            of small datasets that ``epochs=10`` means; ImageNet-length
+            schedules use 0.08).
         randaugment, mixup, cache, seed, deterministic, data_dir, try_gcs:
             see ``data.load``. A seed also seeds Keras (weights
             initialisation, dropout).
@@ -137,7 +140,7 @@ class TrainConfig:
     train_split: str = "train"
     val_split: Optional[str] = "auto"
     flip: bool = True
-    crop_scale: float = 0.08
+    crop_scale: float = 1.0
     randaugment: object = None
     mixup: float = 0.0
     data_dir: Optional[str] = None
@@ -170,7 +173,7 @@ class TrainConfig:
                              f"default); received {self.lr!r}.")
         for name, value, low, high in (("label_smoothing", self.label_smoothing, 0.0, 1.0),
                                        ("dropout", self.dropout, 0.0, 1.0),
-                                       ("crop_scale", self.crop_scale, 0.0, 1.0 + 1e-9)):
+                                       ("crop_scale", self.crop_scale, 1e-9, 1.0 + 1e-9)):
             if not low <= value < high:
                 raise ValueError(f"{name} must be in [{low}, {high}); received {value!r}.")
         if self.mixup < 0 or self.warmup_epochs < 0 or (self.weight_decay or 0) < 0:
@@ -198,7 +201,8 @@ class TrainConfig:
             else self.weight_decay
         schedule = self.schedule + (f" after {self.warmup_epochs:g} warm-up epochs"
                                     if self.warmup_epochs else "")
-        augment = [f"random resized crop {self.crop_scale:.0%}-100%"]
+        area = "100%" if self.crop_scale >= 1 else f"{self.crop_scale:.0%}-100%"
+        augment = [f"random resized crop (area {area})"]
         augment += ["horizontal flip"] if self.flip else []
         augment += [f"RandAugment {self.randaugment}"] if self.randaugment else []
         augment += [f"MixUp {self.mixup:g}"] if self.mixup else []
