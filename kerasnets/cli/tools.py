@@ -23,8 +23,11 @@ def add_parsers(sub):
 
 def cmd_convert(args):
     # Unknown names and arguments fail before anything is read.
-    name, options = common.model_with_args(args.model, args.model_arg)
+    name, options = common.model_with_args(args.model, args.model_arg, instead={
+        "weights": "the weights are SOURCE (the first argument)",
+        "include_top": "use --no-top"})
     common.at_least(args.images, 2, "--images")
+    common.at_least(args.tolerance, 0, "--tolerance")
     if args.input_size is not None:
         if "input_shape" in options:
             raise common.UsageError(
@@ -77,7 +80,7 @@ def _add_convert_parser(sub):
                       help="builder argument, repeatable (--model-arg alpha=0.35)")
     conv.add_argument("--no-parity", action="store_true",
                       help="skip the comparison with the reference implementation")
-    conv.add_argument("--tolerance", type=float, default=1e-3,
+    conv.add_argument("--tolerance", type=common.finite_float, default=1e-3,
                       help="largest accepted max |diff| / logit spread (default 1e-3)")
     conv.add_argument("--images", type=int, default=4,
                       help="random images of the parity check (default 4)")
@@ -95,6 +98,9 @@ def cmd_export(args):
     if not keras_file and (os.path.sep in args.model or args.model.endswith((".h5", ".pth"))):
         raise common.UsageError(
             f"MODEL must be a model name or a .keras file; received {args.model}")
+    if not 0 <= args.min_agreement <= 1:
+        raise common.UsageError(f"--min-agreement is a fraction in [0, 1]; received "
+                                f"{args.min_agreement:g}")
     model = os.path.expanduser(args.model) if keras_file else common.named_model(args.model)
     weights = common.weights_arg(args.weights or "imagenet")
     common.load_tensorflow()
@@ -145,7 +151,7 @@ def _add_export_parser(sub):
     parser.add_argument("--preprocessing", default=None,
                         help="torch, tf, caffe, none, or a model name (MODEL or MODEL:TAG) "
                              "whose weights' preprocessing to use (default: the model's)")
-    parser.add_argument("--min-agreement", type=float, default=0.8,
+    parser.add_argument("--min-agreement", type=common.finite_float, default=0.8,
                         help="quantized exports: least top-1 agreement with Keras")
     parser.set_defaults(func=cmd_export)
 
@@ -153,12 +159,21 @@ def _add_export_parser(sub):
 # --------------------------------------------------------------- benchmark
 
 
+# Builder arguments that benchmark sets (``common.model_args``).
+BENCHMARK_SETS = {
+    "weights": "benchmark builds the model with random weights",
+    "input_shape": "use --image-size",
+    **{key: "benchmark builds the model with its 1000-class classifier"
+       for key in ("include_top", "classes", "classifier_activation", "pooling")},
+}
+
+
 def cmd_benchmark(args):
     for option, value, minimum in (("--steps", args.steps, 1), ("--warmup", args.warmup, 0),
                                    ("--batch-size", args.batch_size, 1),
                                    ("--image-size", args.image_size, 1)):
         common.at_least(value, minimum, option)
-    name, kwargs = common.model_with_args(args.model, args.model_arg)
+    name, kwargs = common.model_with_args(args.model, args.model_arg, instead=BENCHMARK_SETS)
     common.load_tensorflow()
     from rich.table import Table
 
