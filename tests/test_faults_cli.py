@@ -63,12 +63,13 @@ def test_convert_tolerance_is_a_finite_number_of_at_least_0(capsys, tmp_path, ar
     assert needle in line and not output.exists()
 
 
+@pytest.mark.parametrize("option", ["--min-agreement", "--max-probability-diff"])
 @pytest.mark.parametrize("value, needle", [
-    ("nan", "expected a finite number"), ("1.5", "--min-agreement is a fraction in [0, 1]")])
-def test_export_min_agreement_is_a_fraction(capsys, tmp_path, value, needle):
+    ("nan", "expected a finite number"), ("1.5", "is a fraction in [0, 1]")])
+def test_export_limits_are_fractions(capsys, tmp_path, option, value, needle):
     output = tmp_path / "m.tflite"
     line = usage_error(*run_cli(capsys, "export", "MobileNetV2", "-o", output,
-                                "--min-agreement", value)[::2])
+                                "--quantize", "float16", option, value)[::2])
     assert needle in line and not output.exists()
 
 

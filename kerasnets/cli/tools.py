@@ -98,9 +98,10 @@ def cmd_export(args):
     if not keras_file and (os.path.sep in args.model or args.model.endswith((".h5", ".pth"))):
         raise common.UsageError(
             f"MODEL must be a model name or a .keras file; received {args.model}")
-    if not 0 <= args.min_agreement <= 1:
-        raise common.UsageError(f"--min-agreement is a fraction in [0, 1]; received "
-                                f"{args.min_agreement:g}")
+    for option, value in (("--min-agreement", args.min_agreement),
+                          ("--max-probability-diff", args.max_probability_diff)):
+        if not 0 <= value <= 1:
+            raise common.UsageError(f"{option} is a fraction in [0, 1]; received {value:g}")
     model = os.path.expanduser(args.model) if keras_file else common.named_model(args.model)
     weights = common.weights_arg(args.weights or "imagenet")
     common.load_tensorflow()
@@ -116,7 +117,8 @@ def cmd_export(args):
             quantize=args.quantize, calibration=args.calibration,
             calibration_split=args.calibration_split,
             calibration_samples=args.calibration_samples, preprocessing=args.preprocessing,
-            min_agreement=args.min_agreement, progress=progress,
+            min_agreement=args.min_agreement,
+            max_probability_diff=args.max_probability_diff, progress=progress,
         )
     table = Table(title="kerasnets export (checked against the Keras model)")
     table.add_column("")
@@ -152,7 +154,11 @@ def _add_export_parser(sub):
                         help="torch, tf, caffe, none, or a model name (MODEL or MODEL:TAG) "
                              "whose weights' preprocessing to use (default: the model's)")
     parser.add_argument("--min-agreement", type=common.finite_float, default=0.8,
-                        help="quantized exports: least top-1 agreement with Keras")
+                        help="quantized exports: least top-1 agreement with Keras "
+                             "(default 0.8)")
+    parser.add_argument("--max-probability-diff", type=common.finite_float, default=0.1,
+                        help="quantized exports: largest change of a class probability, "
+                             "mean over the images (default 0.1)")
     parser.set_defaults(func=cmd_export)
 
 

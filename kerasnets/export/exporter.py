@@ -57,6 +57,7 @@ def export_model(
     batch_size=16,
     rtol=DEFAULT_RTOL,
     min_agreement=DEFAULT_MIN_AGREEMENT,
+    max_probability_diff=MAX_PROBABILITY_DIFF,
     opset=None,
     progress=None,
 ):
@@ -92,6 +93,8 @@ def export_model(
         batch_size: batch size for reading images and running the check.
         rtol: float exports: limit of ``max_abs_diff`` over the logit scale.
         min_agreement: quantized exports: least top-1 agreement with Keras.
+        max_probability_diff: quantized exports: the largest accepted
+            change of the class probabilities (``ExportReport.probability_diff``).
         opset: ONNX opset (default: tf2onnx's).
         progress: called with a short text at each step (the command line
             shows it; exports take minutes).
@@ -126,10 +129,13 @@ def export_model(
             "int8 quantization needs calibration images: pass calibration= a tfds name, "
             "folder:PATH or 'synthetic' (random images: a poor calibration, for tests)."
         )
-    if not rtol > 0:
+    if not 0 < rtol < float("inf"):
         raise ValueError(f"rtol must be positive; received {rtol}.")
     if not 0.0 <= min_agreement <= 1.0:
         raise ValueError(f"min_agreement must be in [0, 1]; received {min_agreement}.")
+    if not 0.0 <= max_probability_diff <= 1.0:
+        raise ValueError(f"max_probability_diff must be in [0, 1]; received "
+                         f"{max_probability_diff}.")
     _check_destination(path, format)
 
     say = progress or (lambda text: None)
@@ -272,11 +278,13 @@ def export_model(
             noise = own / numbers["scale"]
         limit = max(rtol, NOISE_FACTOR * noise)
         failure = check_failure(numbers, quantize=quantize, limit=limit, noise=noise,
-                                min_agreement=min_agreement)
+                                min_agreement=min_agreement,
+                                max_probability_diff=max_probability_diff)
         if failure:
             what = f"{format} export of {net.name}" + (f" ({quantize})" if quantize else "")
             hint = ("; calibrate on more or real images (calibration=), check the "
-                    "preprocessing, or lower min_agreement" if quantize else "")
+                    "preprocessing, or relax min_agreement / max_probability_diff"
+                    if quantize else "")
             raise ExportError(f"{what}: {failure}, on {len(check_images)} images{hint}.")
         size = _disk_size(tmp)
         _install(tmp, path)
@@ -296,7 +304,7 @@ def export_model(
         samples=len(check_images), sample_source=str(source),
         keras_noise=noise, rtol=None if quantize else limit,
         min_agreement=min_agreement if quantize else None,
-        max_probability_diff=MAX_PROBABILITY_DIFF if quantize else None,
+        max_probability_diff=max_probability_diff if quantize else None,
         rewrites=rewrites, seconds=time.perf_counter() - start,
         **numbers,
     )
