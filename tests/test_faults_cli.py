@@ -233,12 +233,12 @@ def test_quantized_exports_are_judged_by_agreement_and_probabilities():
     # a good int8 export.
     assert export.check_failure(numbers(), quantize="int8") is None
     failure = export.check_failure(numbers(agreement=0.5), quantize="int8")
-    assert "top-1 agreement with the float Keras model is 50.0% (limit 80%)" in failure
+    assert "on the top-1 class of 50.0% of the images (limit 80%)" in failure
     failure = export.check_failure(numbers(probability_diff=0.4), quantize="float16")
-    assert "probabilities differ" in failure and "limit 0.1" in failure
+    assert "moves the class probabilities" in failure and "limit 0.1" in failure
     assert export.check_failure(numbers(probability_diff=math.nan), quantize="int8")
     assert export.check_failure(numbers(agreement=None, rms_diff=0.1), quantize="int8") is None
-    assert "RMS difference" in export.check_failure(numbers(agreement=None), quantize="int8")
+    assert "by an RMS of" in export.check_failure(numbers(agreement=None), quantize="int8")
     # Float exports: the relative difference, and NaN never passes.
     assert "does not match Keras" in export.check_failure(numbers(), quantize=None)
     assert export.check_failure(numbers(relative_diff=1e-5), quantize=None) is None

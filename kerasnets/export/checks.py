@@ -396,7 +396,7 @@ def check_failure(numbers, *, quantize, limit=DEFAULT_RTOL, noise=0.0,
                   min_agreement=DEFAULT_MIN_AGREEMENT,
                   max_probability_diff=MAX_PROBABILITY_DIFF):
     """Why an export with these ``compare`` numbers fails its check (a
-    phrase), or None where it passes. Float exports: ``relative_diff`` at
+    phrase that follows "the export of MODEL"), or None where it passes. Float exports: ``relative_diff`` at
     most ``limit``. Quantized ones, whose logits move by design: class scores
     by top-1 agreement (at least ``min_agreement``) and ``probability_diff``
     (at most ``max_probability_diff``); other outputs by ``rms_diff``."""
@@ -409,16 +409,17 @@ def check_failure(numbers, *, quantize, limit=DEFAULT_RTOL, noise=0.0,
         return None
     if numbers["agreement"] is None:
         if not numbers["rms_diff"] <= MAX_QUANTIZED_RMS:
-            return (f"RMS difference to Keras is {numbers['rms_diff']:.3g} of the output "
-                    f"spread (limit {MAX_QUANTIZED_RMS:g})")
+            return (f"differs from Keras by an RMS of {numbers['rms_diff']:.3g} of the "
+                    f"output spread (limit {MAX_QUANTIZED_RMS:g})")
         return None
     if not numbers["agreement"] >= min_agreement:
-        return (f"top-1 agreement with the float Keras model is "
-                f"{100 * numbers['agreement']:.1f}% (limit {100 * min_agreement:g}%)")
+        return (f"agrees with the float Keras model on the top-1 class of "
+                f"{100 * numbers['agreement']:.1f}% of the images (limit "
+                f"{100 * min_agreement:g}%)")
     if not numbers["probability_diff"] <= max_probability_diff:
-        return (f"class probabilities differ from the float Keras model's by "
-                f"{numbers['probability_diff']:.3g} (largest change per image, mean; "
-                f"limit {max_probability_diff:g})")
+        return (f"moves the class probabilities of the float Keras model by "
+                f"{numbers['probability_diff']:.3g} (largest change per image, mean over "
+                f"the images; limit {max_probability_diff:g})")
     return None
 
 

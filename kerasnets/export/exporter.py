@@ -285,7 +285,7 @@ def export_model(
             hint = ("; calibrate on more or real images (calibration=), check the "
                     "preprocessing, or relax min_agreement / max_probability_diff"
                     if quantize else "")
-            raise ExportError(f"{what}: {failure}, on {len(check_images)} images{hint}.")
+            raise ExportError(f"The {what} {failure}, on {len(check_images)} images{hint}.")
         size = _disk_size(tmp)
         _install(tmp, path)
         installed = True
