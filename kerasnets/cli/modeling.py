@@ -215,7 +215,8 @@ def _add_train_parser(sub):
     train.add_argument("--weight-decay", type=common.finite_float, default=None)
     train.add_argument("--dropout", type=common.finite_float, default=0.0,
                        help="dropout before a new classifier")
-    train.add_argument("--mixup", type=common.finite_float, default=0.0, help="MixUp alpha (0: off)")
+    train.add_argument("--mixup", type=common.finite_float, default=0.0,
+                       help="MixUp alpha (0: off)")
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--data-dir", default=None, help="tensorflow-datasets data_dir")
     train.add_argument("--model-arg", action="append", default=[], metavar="NAME=VALUE",

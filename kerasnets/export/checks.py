@@ -395,11 +395,12 @@ def _softmax(logits):
 def check_failure(numbers, *, quantize, limit=DEFAULT_RTOL, noise=0.0,
                   min_agreement=DEFAULT_MIN_AGREEMENT,
                   max_probability_diff=MAX_PROBABILITY_DIFF):
-    """Why an export with these ``compare`` numbers fails its check (a
-    phrase that follows "the export of MODEL"), or None where it passes. Float exports: ``relative_diff`` at
-    most ``limit``. Quantized ones, whose logits move by design: class scores
-    by top-1 agreement (at least ``min_agreement``) and ``probability_diff``
-    (at most ``max_probability_diff``); other outputs by ``rms_diff``."""
+    """Why an export with these ``compare`` numbers fails its check (a phrase
+    that follows "the export of MODEL"), or None where it passes. Float
+    exports: ``relative_diff`` at most ``limit``. Quantized ones, whose
+    logits move by design: class scores by top-1 agreement (at least
+    ``min_agreement``) and ``probability_diff`` (at most
+    ``max_probability_diff``); other outputs by ``rms_diff``."""
     if not quantize:
         if not numbers["relative_diff"] <= limit:
             return (f"does not match Keras: max abs diff {numbers['max_abs_diff']:.3g} is "
