@@ -1,6 +1,8 @@
 """What the commands share: console, names, errors, quiet TensorFlow."""
 
+import argparse
 import contextlib
+import math
 import os
 import sys
 import tempfile
@@ -54,21 +56,55 @@ def at_least(value, minimum, option):
         raise UsageError(f"{option} must be at least {minimum}; received {value}")
 
 
-def model_with_args(name, items):
+def finite_float(text):
+    """argparse type of a float option: a number, not nan or inf."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; received {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number; received {text!r}")
+    return value
+
+
+# Builder arguments that --model-arg does not set, and what to do instead:
+# a command's own option sets them (commands add theirs with ``instead``).
+SET_BY_THE_COMMAND = {
+    "weights": "use --weights",
+    "include_top": "this command builds the model with its classifier",
+    "input_tensor": "a tensor cannot be given on the command line",
+}
+
+
+def model_with_args(name, items, instead=None):
     """(catalog name, checked ``--model-arg`` values): a generic builder needs
-    its arguments."""
+    its arguments; ``instead`` as in ``model_args``."""
     canonical = model_name(name)
-    kwargs = model_args(items, canonical)
+    kwargs = model_args(items, canonical, instead)
     if (registry.indexed(canonical) or {}).get("generic") and not kwargs:
         raise UsageError(f"{canonical} is a generic builder; name a variant (see "
                          "`kerasnets list`) or pass its arguments with --model-arg")
     return canonical, kwargs
 
 
-def model_args(items, name=None):
+def model_args(items, name=None, instead=None):
     """``--model-arg`` values, checked against the builder of ``name`` (a
-    word where a number belongs, an unknown argument: usage errors)."""
+    word where a number belongs, an unknown argument: usage errors).
+    Arguments the command sets itself (``SET_BY_THE_COMMAND``, updated with
+    ``instead``: {argument: what to do instead}) are usage errors saying what
+    to do."""
     kwargs = assignments(items, "--model-arg")
+    refused = {**SET_BY_THE_COMMAND, **(instead or {})}
+    for key in kwargs:
+        if key in refused:
+            raise UsageError(f"--model-arg {key}: {refused[key]}")
+    shape = kwargs.get("input_shape")
+    if shape is not None and not (
+            isinstance(shape, (tuple, list)) and len(shape) == 3
+            and all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                    for d in shape)):
+        raise UsageError("--model-arg input_shape is (height, width, channels), e.g. "
+                         f"input_shape=(160,160,3); received {shape!r}")
     if name is not None and kwargs:
         load_tensorflow()  # the builder's module imports Keras
         try:

@@ -139,12 +139,23 @@ def cmd_predict(args):
 # ------------------------------------------------------------------ train
 
 
+# Builder arguments that train's options set (``common.model_args``).
+TRAIN_SETS = {
+    "input_shape": "use --image-size",
+    "include_top": "train builds a classifier for the dataset's classes "
+                   "(--freeze-backbone trains only that)",
+    "classes": "train takes the number of classes from the dataset",
+    "classifier_activation": "train's classifier ends in a softmax",
+    "pooling": "train's classifier pools by average",
+}
+
+
 def train_config(args):
     """The ``TrainConfig`` of ``kerasnets train``'s arguments."""
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}
-    values["model"], values["model_kwargs"] = common.model_with_args(args.model,
-                                                                     args.model_arg)
+    values["model"], values["model_kwargs"] = common.model_with_args(
+        args.model, args.model_arg, instead=TRAIN_SETS)
     values["weights"] = common.weights_arg(args.weights)
     values["val_split"] = None if args.val_split.lower() == "none" else args.val_split
     values["skip_unreadable"] = args.skip_bad_images
@@ -218,17 +229,18 @@ def _add_train_parser(sub):
     train.add_argument("--dataset", required=True,
                        help="tensorflow-datasets name (imagenette/320px) or folder:PATH")
     train.add_argument("--weights", default=None,
-                       help="start from a pretrained tag (imagenet) or a weights file")
+                       help="start from a pretrained tag (imagenet), a weights file, or a "
+                            "previous run's model.keras (fine-tuning it further)")
     train.add_argument("--epochs", type=int, default=10, help="passes over the training images")
     train.add_argument("--batch-size", type=int, default=64, help="global batch size")
     train.add_argument("--image-size", type=int, default=224, help="input height and width")
     train.add_argument("--optimizer", choices=training_recipe.OPTIMIZERS, default="sgd",
                        help="SGD with Nesterov momentum 0.9, or AdamW")
-    train.add_argument("--lr", type=float, default=None,
+    train.add_argument("--lr", type=common.finite_float, default=None,
                        help="peak learning rate (default: 0.1 x B/256 sgd, 1e-3 x B/512 adamw)")
     train.add_argument("--schedule", choices=training_recipe.SCHEDULES, default="cosine",
                        help="learning-rate schedule")
-    train.add_argument("--label-smoothing", type=float, default=0.1,
+    train.add_argument("--label-smoothing", type=common.finite_float, default=0.1,
                        help="of the cross-entropy")
     train.add_argument("--mixed-precision", action="store_true",
                        help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
@@ -247,17 +259,18 @@ def _add_train_parser(sub):
                        help="limit each epoch (quick runs)")
     train.add_argument("--validation-steps", type=int, default=None,
                        help="default: the whole validation split")
-    train.add_argument("--warmup-epochs", type=float, default=0,
+    train.add_argument("--warmup-epochs", type=common.finite_float, default=0,
                        help="linear learning-rate warm-up (cosine schedule)")
-    train.add_argument("--weight-decay", type=float, default=None,
+    train.add_argument("--weight-decay", type=common.finite_float, default=None,
                        help="decoupled, not on biases and norms (default: 5e-5 sgd, 0.05 "
                             "adamw)")
-    train.add_argument("--dropout", type=float, default=0.0,
+    train.add_argument("--dropout", type=common.finite_float, default=0.0,
                        help="dropout before a new classifier")
-    train.add_argument("--mixup", type=float, default=0.0, help="MixUp alpha (0: off)")
+    train.add_argument("--mixup", type=common.finite_float, default=0.0,
+                       help="MixUp alpha (0: off)")
     train.add_argument("--no-flip", dest="flip", action="store_false",
                        help="no random horizontal flips (digits, text, some medical images)")
-    train.add_argument("--crop-scale", type=float, default=1.0, metavar="MIN",
+    train.add_argument("--crop-scale", type=common.finite_float, default=1.0, metavar="MIN",
                        help="smallest area fraction of the random resized crop (1: whole "
                             "images, for short runs; ImageNet-length runs use 0.08)")
     train.add_argument("--seed", type=int, default=None,

@@ -23,8 +23,11 @@ def add_parsers(sub):
 
 def cmd_convert(args):
     # Unknown names and arguments fail before anything is read.
-    name, options = common.model_with_args(args.model, args.model_arg)
+    name, options = common.model_with_args(args.model, args.model_arg, instead={
+        "weights": "the weights are SOURCE (the first argument)",
+        "include_top": "use --no-top"})
     common.at_least(args.images, 2, "--images")
+    common.at_least(args.tolerance, 0, "--tolerance")
     if args.input_size is not None:
         if "input_shape" in options:
             raise common.UsageError(
@@ -77,7 +80,7 @@ def _add_convert_parser(sub):
                       help="builder argument, repeatable (--model-arg alpha=0.35)")
     conv.add_argument("--no-parity", action="store_true",
                       help="skip the comparison with the reference implementation")
-    conv.add_argument("--tolerance", type=float, default=1e-3,
+    conv.add_argument("--tolerance", type=common.finite_float, default=1e-3,
                       help="largest accepted max |diff| / logit spread (default 1e-3)")
     conv.add_argument("--images", type=int, default=4,
                       help="random images of the parity check (default 4)")
@@ -95,6 +98,10 @@ def cmd_export(args):
     if not keras_file and (os.path.sep in args.model or args.model.endswith((".h5", ".pth"))):
         raise common.UsageError(
             f"MODEL must be a model name or a .keras file; received {args.model}")
+    for option, value in (("--min-agreement", args.min_agreement),
+                          ("--max-probability-diff", args.max_probability_diff)):
+        if not 0 <= value <= 1:
+            raise common.UsageError(f"{option} is a fraction in [0, 1]; received {value:g}")
     model = os.path.expanduser(args.model) if keras_file else common.named_model(args.model)
     weights = common.weights_arg(args.weights or "imagenet")
     common.load_tensorflow()
@@ -110,7 +117,8 @@ def cmd_export(args):
             quantize=args.quantize, calibration=args.calibration,
             calibration_split=args.calibration_split,
             calibration_samples=args.calibration_samples, preprocessing=args.preprocessing,
-            min_agreement=args.min_agreement, progress=progress,
+            min_agreement=args.min_agreement,
+            max_probability_diff=args.max_probability_diff, progress=progress,
         )
     table = Table(title="kerasnets export (checked against the Keras model)")
     table.add_column("")
@@ -145,12 +153,25 @@ def _add_export_parser(sub):
     parser.add_argument("--preprocessing", default=None,
                         help="torch, tf, caffe, none, or a model name (MODEL or MODEL:TAG) "
                              "whose weights' preprocessing to use (default: the model's)")
-    parser.add_argument("--min-agreement", type=float, default=0.8,
-                        help="quantized exports: least top-1 agreement with Keras")
+    parser.add_argument("--min-agreement", type=common.finite_float, default=0.8,
+                        help="quantized exports: least top-1 agreement with Keras "
+                             "(default 0.8)")
+    parser.add_argument("--max-probability-diff", type=common.finite_float, default=0.1,
+                        help="quantized exports: largest change of a class probability, "
+                             "mean over the images (default 0.1)")
     parser.set_defaults(func=cmd_export)
 
 
 # --------------------------------------------------------------- benchmark
+
+
+# Builder arguments that benchmark sets (``common.model_args``).
+BENCHMARK_SETS = {
+    "weights": "benchmark builds the model with random weights",
+    "input_shape": "use --image-size",
+    **{key: "benchmark builds the model with its 1000-class classifier"
+       for key in ("include_top", "classes", "classifier_activation", "pooling")},
+}
 
 
 def cmd_benchmark(args):
@@ -158,7 +179,7 @@ def cmd_benchmark(args):
                                    ("--batch-size", args.batch_size, 1),
                                    ("--image-size", args.image_size, 1)):
         common.at_least(value, minimum, option)
-    name, kwargs = common.model_with_args(args.model, args.model_arg)
+    name, kwargs = common.model_with_args(args.model, args.model_arg, instead=BENCHMARK_SETS)
     common.load_tensorflow()
     from rich.table import Table
 

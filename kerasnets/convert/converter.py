@@ -125,6 +125,9 @@ def convert(source, builder, output, include_top=True, parity=True, *,
                 f"`{reserved}` is set by convert itself (source / include_top), not a model "
                 "argument."
             )
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < float("inf")):
+        raise ValueError(f"tolerance={tolerance!r}: expected a finite number of at least 0 "
+                         "(the largest accepted max |diff| / logit spread).")
     if images < 2:
         raise ValueError(f"images={images}: the parity check needs at least 2 images (the "
                          "logit spread is measured across them).")

@@ -119,17 +119,27 @@ def check_parity(model, builder, source_path, source_format, *, include_top=True
             "skipped", reference=reference.label, tolerance=tolerance, what=what,
             reason=f"{reference.label} gives {what} of shape {theirs.shape}, the model "
                    f"{ours.shape}: not comparable")
-    ours = ours.reshape(len(ours), -1).astype("float64")
-    theirs = theirs.reshape(len(theirs), -1).astype("float64")
+    status, diff, spread = compare_outputs(ours, theirs, tolerance)
+    return ParityResult(status, reference=reference.label, images=images, image_size=size,
+                        max_abs_diff=diff, spread=spread, tolerance=tolerance, what=what)
+
+
+def compare_outputs(ours, theirs, tolerance):
+    """(status, max |diff|, spread) of the model's outputs against the
+    reference's (one row per image): "ok" within ``tolerance`` of the
+    spread across images, "mismatch", or "inconclusive" (the reference's
+    outputs barely depend on the input)."""
+    ours = np.asarray(ours).reshape(len(ours), -1).astype("float64")
+    theirs = np.asarray(theirs).reshape(len(theirs), -1).astype("float64")
     spread = float(theirs.std(axis=0).mean())
     diff = float(np.abs(ours - theirs).max())
-    result = ParityResult("ok", reference=reference.label, images=images, image_size=size,
-                          max_abs_diff=diff, spread=spread, tolerance=tolerance, what=what)
-    if not np.isfinite(diff) or (spread > 0 and diff > tolerance * spread):
-        result.status = "mismatch"
-    elif spread <= 1e-3 * float(np.abs(theirs).mean() + 1e-12):
-        result.status = "inconclusive"
-    return result
+    # "not <=": a NaN (difference, spread or tolerance) is a mismatch.
+    if not (np.isfinite(diff) and np.isfinite(spread)) or (
+            spread > 0 and not diff <= tolerance * spread):
+        return "mismatch", diff, spread
+    if spread <= 1e-3 * float(np.abs(theirs).mean() + 1e-12):
+        return "inconclusive", diff, spread
+    return "ok", diff, spread
 
 
 class _ReferenceUnavailable(Exception):

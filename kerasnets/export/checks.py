@@ -21,6 +21,10 @@ QUANTIZATIONS = ("float16", "int8")
 SYNTHETIC = "synthetic"
 DEFAULT_RTOL = 1e-3
 DEFAULT_MIN_AGREEMENT = 0.8
+# Quantized exports of class scores: the limit of ``probability_diff`` (the
+# largest change of a class probability, averaged over the images).
+MAX_PROBABILITY_DIFF = 0.1
+# Quantized exports of other outputs: the limit of ``rms_diff``.
 MAX_QUANTIZED_RMS = 0.5
 CHECK_SAMPLES = 16
 # The float check's limit is at least NOISE_FACTOR times the Keras model's
@@ -63,12 +67,18 @@ class ExportReport:
         relative_diff: ``max_abs_diff / scale``.
         rms_diff: RMS difference over ``scale``.
         agreement: top-1 agreement with Keras (None: not class scores).
+        probability_diff: the largest absolute difference of a class
+            probability (softmax of logits), averaged over the images (None:
+            not class scores).
         keras_noise: how far the Keras model's own outputs move (over
             ``scale``) when a few images run one at a time instead of in a
             batch: the float32 rounding noise of the model itself.
         rtol: the float check's limit on ``relative_diff``: ``rtol``, or
             ``NOISE_FACTOR * keras_noise`` where larger (None: quantized).
-        min_agreement: the quantized check's limit (None: float export).
+        min_agreement: the quantized check's limit on ``agreement`` (None:
+            float export).
+        max_probability_diff: the quantized check's limit on
+            ``probability_diff`` (None: float export).
         rewrites: export-time layer rewrites, e.g.
             ("Conv2D(groups>1) -> GroupConv2D: 3",).
         seconds: wall time of export and check.
@@ -93,6 +103,8 @@ class ExportReport:
     keras_noise: float
     rtol: Optional[float]
     min_agreement: Optional[float]
+    probability_diff: Optional[float] = None
+    max_probability_diff: Optional[float] = None
     rewrites: Tuple[str, ...] = ()
     seconds: float = 0.0
 
@@ -108,18 +120,32 @@ class ExportReport:
                        f"{self.preprocessing}")),
             ("checked on", f"{self.samples} images ({self.sample_source}), {self.compared}"),
             ("max abs diff", f"{self.max_abs_diff:.3g} (logit scale {self.scale:.3g})"),
-            ("relative diff", f"{self.relative_diff:.2e}"
-             + (f" (limit {self.rtol:.3g})" if self.rtol is not None else "")),
         ]
         if not self.quantize:
-            rows.append(("Keras vs itself", f"{self.keras_noise:.2e} (images one at a time "
-                                             "vs batched)"))
-        if self.agreement is not None:
-            rows.append(("top-1 agreement", f"{100 * self.agreement:.1f}%"
-                         + (f" (limit {100 * self.min_agreement:g}%)"
-                            if self.min_agreement is not None else "")))
-        elif self.quantize:
-            rows.append(("RMS diff", f"{self.rms_diff:.3g} (limit {MAX_QUANTIZED_RMS:g})"))
+            rows += [
+                ("relative diff", f"{self.relative_diff:.2e} (limit {self.rtol:.3g})"),
+                ("Keras vs itself", f"{self.keras_noise:.2e} (images one at a time vs "
+                                    f"batched; the limit is at least {NOISE_FACTOR:g}x this)"),
+            ]
+            if self.agreement is not None:
+                rows.append(("top-1 agreement", f"{100 * self.agreement:.1f}% (no limit: "
+                                                "the relative diff is the check)"))
+        elif self.agreement is not None:
+            rows += [
+                ("relative diff", f"{self.relative_diff:.2e} (no limit: quantized scores are "
+                                  "checked by top-1 agreement and probabilities)"),
+                ("top-1 agreement", f"{100 * self.agreement:.1f}% (limit "
+                                    f"{100 * self.min_agreement:g}%)"),
+                ("probability diff", f"{self.probability_diff:.3g} (limit "
+                                     f"{self.max_probability_diff:g}; largest change of a "
+                                     "class probability, mean over the images)"),
+            ]
+        else:
+            rows += [
+                ("relative diff", f"{self.relative_diff:.2e} (no limit: quantized outputs "
+                                  "are checked by the RMS diff)"),
+                ("RMS diff", f"{self.rms_diff:.3g} (limit {MAX_QUANTIZED_RMS:g})"),
+            ]
         if self.rewrites:
             rows.append(("rewritten", "; ".join(self.rewrites)))
         rows.append(("time", f"{self.seconds:.1f} s"))
@@ -345,6 +371,11 @@ def compare(expected, actual):
     scale = max(spread, SCALE_FLOOR * rms) or 1.0
     agreement = (float(np.mean(actual.argmax(-1) == expected.argmax(-1)))
                  if classes else None)
+    probability_diff = None
+    if classes:
+        # From the log-probabilities or the logits: softmax either way.
+        change = np.abs(_softmax(actual) - _softmax(expected)).max(-1)
+        probability_diff = float(change.mean())
     return {
         "compared": compared,
         "max_abs_diff": float(diff.max()),
@@ -352,7 +383,45 @@ def compare(expected, actual):
         "relative_diff": float(diff.max()) / scale,
         "rms_diff": float(np.sqrt(np.mean(np.square(diff)))) / scale,
         "agreement": agreement,
+        "probability_diff": probability_diff,
     }
+
+
+def _softmax(logits):
+    z = np.exp(logits - logits.max(-1, keepdims=True))
+    return z / z.sum(-1, keepdims=True)
+
+
+def check_failure(numbers, *, quantize, limit=DEFAULT_RTOL, noise=0.0,
+                  min_agreement=DEFAULT_MIN_AGREEMENT,
+                  max_probability_diff=MAX_PROBABILITY_DIFF):
+    """Why an export with these ``compare`` numbers fails its check (a phrase
+    that follows "the export of MODEL"), or None where it passes. Float
+    exports: ``relative_diff`` at most ``limit``. Quantized ones, whose
+    logits move by design: class scores by top-1 agreement (at least
+    ``min_agreement``) and ``probability_diff`` (at most
+    ``max_probability_diff``); other outputs by ``rms_diff``."""
+    if not quantize:
+        if not numbers["relative_diff"] <= limit:
+            return (f"does not match Keras: max abs diff {numbers['max_abs_diff']:.3g} is "
+                    f"{numbers['relative_diff']:.3g} of the logit scale "
+                    f"{numbers['scale']:.3g} (limit {limit:.3g}; Keras differs from itself "
+                    f"by {noise:.3g} between batch sizes)")
+        return None
+    if numbers["agreement"] is None:
+        if not numbers["rms_diff"] <= MAX_QUANTIZED_RMS:
+            return (f"differs from Keras by an RMS of {numbers['rms_diff']:.3g} of the "
+                    f"output spread (limit {MAX_QUANTIZED_RMS:g})")
+        return None
+    if not numbers["agreement"] >= min_agreement:
+        return (f"agrees with the float Keras model on the top-1 class of "
+                f"{100 * numbers['agreement']:.1f}% of the images (limit "
+                f"{100 * min_agreement:g}%)")
+    if not numbers["probability_diff"] <= max_probability_diff:
+        return (f"moves the class probabilities of the float Keras model by "
+                f"{numbers['probability_diff']:.3g} (largest change per image, mean over "
+                f"the images; limit {max_probability_diff:g})")
+    return None
 
 
 def _install(tmp, path):

@@ -17,6 +17,24 @@ def get_builder(model):
     return registry.get(str(model)).builder
 
 
+# The builder arguments ``build_model`` sets itself.
+BUILT_ARGUMENTS = ("weights", "include_top", "input_shape", "input_tensor", "classes",
+                   "classifier_activation", "pooling")
+
+
+def check_model_kwargs(model_kwargs):
+    """ValueError for a builder argument that ``build_model`` sets itself."""
+    taken = [key for key in BUILT_ARGUMENTS if key in (model_kwargs or {})]
+    if taken:
+        raise ValueError(f"model_kwargs may not set {', '.join(taken)}: the classifier is "
+                         "built from weights, image_size and the number of classes.")
+
+
+def is_keras_file(weights):
+    """Whether ``weights`` names a whole ``.keras`` model (a run's model.keras)."""
+    return isinstance(weights, str) and weights.lower().endswith(".keras")
+
+
 def build_model(
     model,
     num_classes,
@@ -39,6 +57,11 @@ def build_model(
     BatchNormalization layers run in inference mode). Otherwise the
     builder's own top is built with ``classes=num_classes``.
 
+    ``weights`` may also be a ``.keras`` model of the same builder (a
+    previous run's model.keras: fine-tuning it further): its weights are
+    copied layer by layer; its classifier too where it predicts
+    ``num_classes`` classes, otherwise the model gets a new one as above.
+
     Under a mixed precision policy the classifier computes in the compute
     dtype and a float32 softmax (``Activation`` layer ``predictions_float32``)
     makes the outputs float32; ``float32_outputs`` forces it on or off.
@@ -48,34 +71,81 @@ def build_model(
     import keras
 
     builder = get_builder(model)
+    check_model_kwargs(model_kwargs)
     if float32_outputs is None:
         float32_outputs = keras.config.dtype_policy().compute_dtype != "float32"
-    activation = None if float32_outputs else "softmax"
-    new_head = weights is not None and (num_classes != 1000 or freeze_backbone)
-    shape = (image_size, image_size, 3)
-    if new_head:
-        base = builder(include_top=False, weights=weights, input_shape=shape,
-                       pooling="avg", **model_kwargs)
-        x = base.output
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="top_dropout")(x)
-        x = keras.layers.Dense(num_classes, activation=activation, name="predictions")(x)
-        head = {"top_dropout", "predictions"}
+
+    def assemble(new_head, weights):
+        activation = None if float32_outputs else "softmax"
+        shape = (image_size, image_size, 3)
+        if new_head:
+            base = builder(include_top=False, weights=weights, input_shape=shape,
+                           pooling="avg", **model_kwargs)
+            x = base.output
+            if dropout:
+                x = keras.layers.Dropout(dropout, name="top_dropout")(x)
+            x = keras.layers.Dense(num_classes, activation=activation, name="predictions")(x)
+            head = {"top_dropout", "predictions"}
+        else:
+            base = builder(include_top=True, weights=weights, input_shape=shape,
+                           classes=num_classes, classifier_activation=activation,
+                           **model_kwargs)
+            x = base.output
+            weighted = [layer for layer in base.layers if layer.weights]
+            head = {weighted[-1].name} if weighted else set()
+        if float32_outputs:
+            x = keras.layers.Activation("softmax", dtype="float32",
+                                        name="predictions_float32")(x)
+        # base.input, not base.inputs: a model of one input takes a tensor
+        # (a list here makes Keras warn at every call with an array).
+        return keras.Model(base.input, x, name=base.name), head
+
+    if is_keras_file(weights):
+        result, head = _from_keras_file(weights, assemble, num_classes, freeze_backbone)
     else:
-        base = builder(include_top=True, weights=weights, input_shape=shape,
-                       classes=num_classes, classifier_activation=activation,
-                       **model_kwargs)
-        x = base.output
-        weighted = [layer for layer in base.layers if layer.weights]
-        head = {weighted[-1].name} if weighted else set()
-    if float32_outputs:
-        x = keras.layers.Activation("softmax", dtype="float32", name="predictions_float32")(x)
-    result = keras.Model(base.inputs, x, name=base.name)
+        new_head = weights is not None and (num_classes != 1000 or freeze_backbone)
+        result, head = assemble(new_head, weights)
     if freeze_backbone:
         for layer in result.layers:
             if layer.name not in head and layer.name != "predictions_float32":
                 layer.trainable = False
     return result
+
+
+def _from_keras_file(path, assemble, num_classes, freeze_backbone):
+    """(model, head) built by ``assemble(new_head, None)`` with the weights of
+    the ``.keras`` model at ``path``, copied by layer name: the builder's own
+    top or a new classifier, whichever the file's layers fit (a new
+    classifier where the file predicts other classes); ValueError naming the
+    layers that do not fit."""
+    from kerasnets.weights.loading import load_model_file
+
+    source = load_model_file(path)
+    layers = {layer.name: layer for layer in source.layers if layer.weights}
+    same_classes = int(source.output_shape[-1]) == num_classes
+    unfit = None
+    for new_head in ((False, True) if same_classes and not freeze_backbone else (True,)):
+        net, head = assemble(new_head, None)
+        pairs, missing = [], []
+        for layer in net.layers:
+            if not layer.weights:
+                continue
+            found = layers.get(layer.name)
+            if found is not None and ([tuple(w.shape) for w in found.weights]
+                                      == [tuple(w.shape) for w in layer.weights]):
+                pairs.append((layer, found))
+            elif not (new_head and layer.name in head):
+                missing.append(layer.name)
+        if not missing:
+            for layer, found in pairs:
+                layer.set_weights(found.get_weights())
+            return net, head
+        unfit = unfit or missing
+    raise ValueError(
+        f"The model file {path} does not fit this model: {len(unfit)} of the model's "
+        f"layers are missing from it or of other shapes ({', '.join(unfit[:3])}"
+        f"{', ...' if len(unfit) > 3 else ''}); was it trained with another model or "
+        "other model arguments?")
 
 
 def use_synchronized_batch_norm(model):

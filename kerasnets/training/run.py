@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 from typing import Optional
@@ -21,6 +22,7 @@ from kerasnets.training.distribute import (
 from kerasnets.weights.loading import load_model_file
 from kerasnets.training.recipe import (
     build_model,
+    check_model_kwargs,
     compile_model,
     default_learning_rate,
     get_builder,
@@ -167,17 +169,22 @@ class TrainConfig:
         _check("image_size", self.image_size, minimum=1)
         _check("steps_per_epoch", self.steps_per_epoch, minimum=1, optional=True)
         _check("validation_steps", self.validation_steps, minimum=1, optional=True)
-        if self.lr is not None and not (isinstance(self.lr, (int, float))
-                                        and 0 < self.lr < float("inf")):
+        if self.lr is not None and not (_is_number(self.lr) and 0 < self.lr < math.inf):
             raise ValueError(f"lr must be a positive number (or None for the recipe's "
                              f"default); received {self.lr!r}.")
-        for name, value, low, high in (("label_smoothing", self.label_smoothing, 0.0, 1.0),
-                                       ("dropout", self.dropout, 0.0, 1.0),
-                                       ("crop_scale", self.crop_scale, 1e-9, 1.0 + 1e-9)):
-            if not low <= value < high:
-                raise ValueError(f"{name} must be in [{low}, {high}); received {value!r}.")
-        if self.mixup < 0 or self.warmup_epochs < 0 or (self.weight_decay or 0) < 0:
-            raise ValueError("mixup, warmup_epochs and weight_decay must not be negative.")
+        # Finite numbers in [low, high): a NaN fails every comparison.
+        for name, low, high in (("label_smoothing", 0, 1.0), ("dropout", 0, 1.0),
+                                ("momentum", 0, 1.0), ("crop_scale", 1e-9, 1.0 + 1e-9),
+                                ("mixup", 0, math.inf), ("warmup_epochs", 0, math.inf),
+                                ("weight_decay", 0, math.inf)):
+            value = getattr(self, name)
+            if (name == "weight_decay" and value is None) or (
+                    _is_number(value) and low <= value < high):
+                continue
+            interval = (f"in [{low:g}, {min(high, 1):g}]" if name == "crop_scale" else
+                        f"in [0, {high:g})" if high < math.inf else "a number of at least 0")
+            raise ValueError(f"{name} must be {interval}; received {value!r}.")
+        check_model_kwargs(self.model_kwargs)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}: expected one of "
                              f"{', '.join(OPTIMIZERS)}.")
@@ -226,6 +233,10 @@ class TrainConfig:
         if not isinstance(self.strategy, str):
             values["strategy"] = type(self.strategy).__name__
         return json.loads(json.dumps(values, default=repr))
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _check(name, value, *, minimum, optional=False):
