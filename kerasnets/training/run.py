@@ -181,7 +181,7 @@ class TrainConfig:
             if (name == "weight_decay" and value is None) or (
                     _is_number(value) and low <= value < high):
                 continue
-            interval = (f"in [{low:g}, {min(high, 1):g}]" if name == "crop_scale" else
+            interval = ("in (0, 1]" if name == "crop_scale" else
                         f"in [0, {high:g})" if high < math.inf else "a number of at least 0")
             raise ValueError(f"{name} must be {interval}; received {value!r}.")
         check_model_kwargs(self.model_kwargs)
