@@ -93,7 +93,7 @@ def timm_cfg(model, tag, **fields):
         model, tag,
         url=f"https://huggingface.co/timm/{timm_name}.{tag}/resolve/main/model.safetensors",
         format="safetensors", interpolation="bicubic", license="apache-2.0",
-        reference=f"timm:{timm_name}", **fields)
+        reference=f"timm:{timm_name}", bn_epsilon=BN_EPSILON, **fields)
 
 
 def mxnet_release(model, top1):

@@ -13,7 +13,7 @@ layer maps) is handed in by the builder.
 
 import os
 
-from kerasnets.weights import cache, loading
+from kerasnets.weights import cache, config, loading
 from kerasnets.weights.config import (
     DEFAULT_TAG,
     PretrainedCfg,
@@ -43,6 +43,30 @@ def is_path(weights):
         or os.path.splitext(os.fspath(weights))[1] != ""
         or os.path.exists(weights)
     )
+
+
+def bn_epsilon(weights, cfg, *, by_scheme, default, explicit=None):
+    """The BatchNorm epsilon of a model built for ``weights``: ``explicit``
+    where given; for a tag, its configuration's (``cfg.bn_epsilon``, the
+    file's reference); for a file, that of the reference its format belongs
+    to (``by_scheme``, e.g. ``{"keras": 1.001e-5, "torch": 1e-5}``: legacy
+    ``.h5`` and ``.weights.h5`` are "keras", ``.safetensors``/``.pth`` "torch",
+    ``.params`` "mxnet"); otherwise (``weights=None``) ``default``."""
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) \
+                or not 0 < explicit < 1:
+            raise ValueError("`bn_epsilon` must be None (follow the weights) or a number "
+                             f"in (0, 1). Received: bn_epsilon={explicit!r}")
+        return float(explicit)
+    if cfg is not None and cfg.bn_epsilon is not None:
+        return cfg.bn_epsilon
+    if weights is not None and is_path(weights):
+        try:
+            scheme = config.SCHEMES[loading.file_format(weights)]
+        except ValueError:  # an unknown format: refused when loading
+            return default
+        return by_scheme.get("keras" if scheme.startswith("keras") else scheme, default)
+    return default
 
 
 def fetch(cfg, include_top=True):
@@ -76,6 +100,7 @@ __all__ = [
     "DEFAULT_TAG",
     "PretrainedCfg",
     "available",
+    "bn_epsilon",
     "check_tag",
     "default_tag",
     "describe_tags",

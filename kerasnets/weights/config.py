@@ -139,8 +139,9 @@ class PretrainedCfg:
         """The JSON-able fields (the catalog index)."""
         record = dataclasses.asdict(self)
         record["options"] = dict(self.options)
-        record["check"] = self.check.kind
-        record["notop_check"] = self.notop_check.kind if self.notop_url else None
+        for key, check in (("check", self.check), ("notop_check", self.notop_check)):
+            record[key] = check and {"kind": check.kind, "algorithm": check.algorithm,
+                                     "expected": check.expected}
         return record
 
 
