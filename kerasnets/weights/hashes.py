@@ -34,7 +34,7 @@ KINDS = (FULL, HEADER, GIT_BLOB, PREFIX, FIRST_USE)
 GIT_BLOB_TAG = "git-blob:"
 HUB_HOSTS = ("huggingface.co",)
 # torch.hub's HASH_REGEX (r"-([a-f0-9]*)\.") on the file name, at least 8 digits.
-_TORCH_HUB_NAME = re.compile(r"-([a-f0-9]{8,64})\.(pth|pt)$")
+_TORCH_HUB_NAME = re.compile(r"-([a-f0-9]{8,64})\.[A-Za-z0-9.]+$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 
 
