@@ -10,13 +10,12 @@ import importlib
 import inspect
 import os
 import subprocess
-from pathlib import Path
 
 import pytest
 
 from kerasnets import registry
 from kerasnets.weights import PretrainedCfg, hashes, pretrained_cfgs
-from tests.weights.test_cache import cached, home, published, sha256  # noqa: F401
+from tests.weights.test_cache import cached, home, sha256  # noqa: F401  (home: a fixture)
 from tests.weights.test_loading import save_safetensors, serve_cfg, tiny_builder, tiny_state
 
 
