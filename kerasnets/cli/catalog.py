@@ -80,13 +80,12 @@ def describe_cfg(cfg, default=False):
         + (f" ({options})" if options else "")
         + f": {cfg['source'] or 'unknown source'}"
         + (f", licence {cfg['license']}" if cfg["license"] else ""),
-        f"  file: {cfg['url']} ({cfg['format']}"
-        + (f", {'sha256' if len(cfg['file_hash']) == 64 else 'md5'} {cfg['file_hash']}"
-           if cfg["file_hash"] else ", no published hash: sha256 recorded on first use")
-        + ")",
+        f"  file: {cfg['url']} ({cfg['format']}; "
+        f"{describe_check(cfg['check'], cfg['url'])})",
     ]
     if cfg["notop_url"]:
-        lines.append(f"  without classifier: {cfg['notop_url']}")
+        lines.append(f"  without classifier: {cfg['notop_url']} ("
+                     f"{describe_check(cfg['notop_check'], cfg['notop_url'])})")
     accuracy = ", ".join(
         f"{label} {cfg[key]:.2f}" for label, key in (("top-1", "top1"), ("top-5", "top5"))
         if cfg[key] is not None
@@ -101,7 +100,27 @@ def describe_cfg(cfg, default=False):
     )
     if cfg["reference"]:
         lines.append(f"  reference implementation (parity): {cfg['reference']}")
+    if cfg.get("bn_epsilon") is not None:
+        lines.append(f"  numerics of the reference (the model built for this file): "
+                     f"BatchNorm epsilon {cfg['bn_epsilon']:g}")
     return lines
+
+
+def describe_check(check, url):
+    """How a file is verified (``kerasnets.weights.hashes``), in words."""
+    kind, expected = check["kind"], check["expected"]
+    if kind == "full hash":
+        return f"checked against the published {check['algorithm']} {expected}"
+    if kind == "hub header":
+        return f"checked against the sha256 the hub serves, {expected}"
+    if kind == "git blob id":
+        return f"checked against the git blob id {expected} of the publisher's tree"
+    if kind == "filename prefix":
+        return f"checked against the sha256 prefix {expected} in its name, torch hub's rule"
+    if "huggingface.co/" in url:
+        return ("the hub serves its sha256 (X-Linked-Etag) but none is recorded here: "
+                "sha256 recorded on first use")
+    return "no published hash: sha256 recorded on first use"
 
 
 def cmd_info(args):

@@ -20,9 +20,14 @@ layer names (``conv2_block1_1_conv``), layer order (legacy ``.h5`` files load
 by topology) and BatchNorm epsilon 1.001e-5. PyTorch checkpoints in timm's
 (= torchvision's) layout load through ``weights=path`` and the timm tags;
 the padding is identical (zero padding 3 before the 7x7/2 stem conv, 1
-before the 3x3/2 max pool, after a ReLU so zeros equal PyTorch's -inf);
-only timm's BN epsilon (1e-5) differs, by 1e-8, which moves logits by about
-1e-6 of their spread.
+before the 3x3/2 max pool, after a ReLU so zeros equal PyTorch's -inf).
+Only the BatchNorm epsilon differs between the two references: keras
+1.001e-5, timm/torchvision 1e-5. The architecture follows the weights
+(``bn_epsilon=None``): keras' for keras files and the "imagenet" tag of
+DenseNet121/169/201, timm's for the timm tags and PyTorch files, keras'
+without weights; the difference is 2.6e-4 of the logit spread of a
+DenseNet-121 (measured in float64), against about 1e-11 with the matching
+epsilon.
 
 Table 1 (ImageNet, 224x224):
 
@@ -55,6 +60,7 @@ import keras
 from keras import layers
 
 from kerasnets import registry
+from kerasnets import weights as weights_lib
 from kerasnets.imagenet import decode_predictions  # noqa: F401  (offline, bundled index)
 from kerasnets.layers import (
     BatchNormalization,
@@ -74,7 +80,10 @@ from kerasnets.weights.config import IMAGENET_MEAN, IMAGENET_STD
 
 # --------------------------------------------------------------- constants
 
-BN_EPSILON = 1.001e-5  # keras.applications' value (timm / torchvision: 1e-5)
+BN_EPSILON = 1.001e-5  # keras.applications' value, the default
+TIMM_BN_EPSILON = 1e-5  # timm / torchvision
+# The epsilon of each weights file's reference, by file scheme (``bn_epsilon``).
+BN_EPSILONS = {"keras": BN_EPSILON, "torch": TIMM_BN_EPSILON}
 BOTTLENECK_WIDTH = 4  # the 1x1 conv of a DenseNet-B layer produces 4k maps
 COMPRESSION = 0.5  # theta of DenseNet-BC
 MIN_SIZE = 32
@@ -105,7 +114,8 @@ def keras_cfg(model, file_hash, notop_hash, top1):
         url=f"{stem}.h5", file_hash=file_hash,
         notop_url=f"{stem}_notop.h5", notop_hash=notop_hash,
         format="keras_h5", mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        source="keras.applications", top1=top1, reference=f"keras:{model}")
+        source="keras.applications", top1=top1, reference=f"keras:{model}",
+        bn_epsilon=BN_EPSILON)
 
 
 def timm_cfg(model, tag, top1=None):
@@ -117,7 +127,7 @@ def timm_cfg(model, tag, top1=None):
         url=f"https://huggingface.co/timm/{timm_name}.{tag}/resolve/main/model.safetensors",
         format="safetensors", mean=IMAGENET_MEAN, std=IMAGENET_STD,
         interpolation="bicubic", source="timm", license="apache-2.0", top1=top1,
-        reference=f"timm:{timm_name}")
+        reference=f"timm:{timm_name}", bn_epsilon=TIMM_BN_EPSILON)
 
 
 # DenseNet161 has no keras file: its default weights are torchvision's
@@ -139,16 +149,17 @@ PRETRAINED_CFGS = register_pretrained(
 # ------------------------------------------------------------------ blocks
 
 
-def bn_relu(x, name):
+def bn_relu(x, name, epsilon=BN_EPSILON):
     """Pre-activation BN-ReLU; ``name`` "" gives keras' final "bn"/"relu"."""
     prefix = f"{name}_" if name else ""
     x = BatchNormalization(
-        axis=-1, epsilon=BN_EPSILON, name=f"{prefix}bn"
+        axis=-1, epsilon=epsilon, name=f"{prefix}bn"
     )(x)
     return layers.Activation("relu", name=f"{prefix}relu")(x)
 
 
-def bn_relu_conv(x, filters, kernel_size, bn_name, conv_name, memory_efficient=False):
+def bn_relu_conv(x, filters, kernel_size, bn_name, conv_name, memory_efficient=False,
+                 epsilon=BN_EPSILON):
     """BN-ReLU-Conv (``{bn_name}_bn``, ``_relu``, ``{conv_name}_conv``).
 
     With ``memory_efficient``, ``x`` may be a list of feature maps read as
@@ -162,13 +173,13 @@ def bn_relu_conv(x, filters, kernel_size, bn_name, conv_name, memory_efficient=F
     if memory_efficient:
         features = list(x) if isinstance(x, (list, tuple)) else [x]
         affine = ConcatBatchNormalization(
-            axis=-1, epsilon=BN_EPSILON, name=f"{bn_name}_bn"
+            axis=-1, epsilon=epsilon, name=f"{bn_name}_bn"
         )(features)
         return ConcatNormActConv2D(
             filters, kernel_size, padding=padding, use_bias=False,
             name=f"{conv_name}_conv",
         )([affine, *features])
-    x = bn_relu(x, bn_name)
+    x = bn_relu(x, bn_name, epsilon)
     return layers.Conv2D(
         filters, kernel_size, padding=padding, use_bias=False, name=f"{conv_name}_conv"
     )(x)
@@ -179,7 +190,7 @@ def _dropout(x, rate, name):
 
 
 def conv_block(x, growth_rate, name, bottleneck=True, dropout_rate=0.0,
-               memory_efficient=False):
+               memory_efficient=False, epsilon=BN_EPSILON):
     """One layer H_l of a dense block: k new maps concatenated to ``x``.
 
     DenseNet-B: BN-ReLU-Conv1x1(4k)-BN-ReLU-Conv3x3(k) (keras names
@@ -195,14 +206,14 @@ def conv_block(x, growth_rate, name, bottleneck=True, dropout_rate=0.0,
         x = list(x) if isinstance(x, (list, tuple)) else [x]
     if bottleneck:
         y = bn_relu_conv(x, BOTTLENECK_WIDTH * growth_rate, 1, f"{name}_0",
-                         f"{name}_1", memory_efficient)
+                         f"{name}_1", memory_efficient, epsilon)
         y = _dropout(y, dropout_rate, f"{name}_1_drop")
         y = bn_relu_conv(y, growth_rate, 3, f"{name}_1", f"{name}_2",
-                         memory_efficient)
+                         memory_efficient, epsilon)
         y = _dropout(y, dropout_rate, f"{name}_2_drop")
     else:
         y = bn_relu_conv(x, growth_rate, 3, f"{name}_0", f"{name}_1",
-                         memory_efficient)
+                         memory_efficient, epsilon)
         y = _dropout(y, dropout_rate, f"{name}_1_drop")
     if memory_efficient:
         return [*x, y]
@@ -210,7 +221,7 @@ def conv_block(x, growth_rate, name, bottleneck=True, dropout_rate=0.0,
 
 
 def dense_block(x, num_layers, name, growth_rate, bottleneck=True, dropout_rate=0.0,
-                memory_efficient=False):
+                memory_efficient=False, epsilon=BN_EPSILON):
     """``num_layers`` conv blocks, each seeing all earlier feature maps
     (with ``memory_efficient``: returns the list of them, not concatenated)."""
     for i in range(num_layers):
@@ -221,22 +232,24 @@ def dense_block(x, num_layers, name, growth_rate, bottleneck=True, dropout_rate=
             bottleneck=bottleneck,
             dropout_rate=dropout_rate,
             memory_efficient=memory_efficient,
+            epsilon=epsilon,
         )
     return x
 
 
-def transition_block(x, compression, name, dropout_rate=0.0, memory_efficient=False):
+def transition_block(x, compression, name, dropout_rate=0.0, memory_efficient=False,
+                     epsilon=BN_EPSILON):
     """BN-ReLU-Conv1x1(floor(theta * m))-AvgPool 2x2/2 between dense blocks
     (``x``: a tensor, or with ``memory_efficient`` a list of feature maps)."""
     maps = x if isinstance(x, (list, tuple)) else [x]
     channels = int(sum(m.shape[-1] for m in maps) * compression)
-    x = bn_relu_conv(x, channels, 1, name, name, memory_efficient)
+    x = bn_relu_conv(x, channels, 1, name, name, memory_efficient, epsilon)
     x = _dropout(x, dropout_rate, f"{name}_drop")
     return layers.AveragePooling2D(2, strides=2, name=f"{name}_pool")(x)
 
 
 def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
-                 memory_efficient=False, features=None, reduction=4):
+                 memory_efficient=False, features=None, reduction=4, epsilon=BN_EPSILON):
     """Dense blocks ``conv2, conv3, ...`` with transitions ``pool2, ...``
     between them, then the final BN-ReLU (keras' "bn"/"relu").
 
@@ -255,30 +268,31 @@ def dense_stages(x, blocks, growth_rate, bottleneck, compression, dropout_rate,
             bottleneck=bottleneck,
             dropout_rate=dropout_rate,
             memory_efficient=memory_efficient,
+            epsilon=epsilon,
         )
         if i < len(blocks) - 1:
             if features is not None:
                 features.add(x, reduction * 2**i, f"conv{stage}_block{num_layers}_concat")
             x = transition_block(
                 x, compression, name=f"pool{stage}", dropout_rate=dropout_rate,
-                memory_efficient=memory_efficient,
+                memory_efficient=memory_efficient, epsilon=epsilon,
             )
     if memory_efficient:  # the last block's maps, concatenated once
         x = layers.Concatenate(
             axis=-1, name=f"conv{len(blocks) + 1}_block{blocks[-1]}_concat"
         )(x)
-    x = bn_relu(x, "")
+    x = bn_relu(x, "", epsilon)
     if features is not None:
         features.add(x, reduction * 2 ** (len(blocks) - 1), "relu")
     return x
 
 
-def imagenet_stem(x, channels, features=None):
+def imagenet_stem(x, channels, features=None, epsilon=BN_EPSILON):
     """Conv 7x7/2 (2k maps) + BN + ReLU + MaxPool 3x3/2, PyTorch padding
     (``features``: marks the stride-2 map, "conv1_relu")."""
     x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = layers.Conv2D(channels, 7, strides=2, use_bias=False, name="conv1_conv")(x)
-    x = bn_relu(x, "conv1")
+    x = bn_relu(x, "conv1", epsilon)
     if features is not None:
         features.add(x, 2, "conv1_relu")
     x = layers.ZeroPadding2D(1, name="pool1_pad")(x)
@@ -402,6 +416,7 @@ def DenseNet(
     features_only=False,
     out_indices=None,
     model_name=None,
+    bn_epsilon=None,
 ):
     """Instantiates an ImageNet-style DenseNet (Huang et al., CVPR 2017).
 
@@ -455,6 +470,11 @@ def DenseNet(
         model_name: the catalog name whose pretrained tags this
             configuration accepts (the named variants pass theirs); None
             recognises a configuration equal to a named variant.
+        bn_epsilon: the BatchNorm epsilon; None follows the weights' reference:
+            keras.applications' 1.001e-5 for keras files and tags, timm's 1e-5
+            for timm tags and PyTorch files, 1.001e-5 without weights (the
+            tag's value is its configuration's ``bn_epsilon``, shown by
+            ``kerasnets info``; saved ``.keras`` files keep it).
 
     Returns:
         A ``keras.Model``.
@@ -502,10 +522,12 @@ def DenseNet(
     )
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,
                             include_preprocessing=include_preprocessing)
-    x = imagenet_stem(x, init_features, features)
+    epsilon = weights_lib.bn_epsilon(weights, cfg, by_scheme=BN_EPSILONS, default=BN_EPSILON,
+                                     explicit=bn_epsilon)
+    x = imagenet_stem(x, init_features, features, epsilon)
     x = dense_stages(
         x, blocks, growth_rate, bottleneck, compression, dropout_rate,
-        memory_efficient=memory_efficient, features=features,
+        memory_efficient=memory_efficient, features=features, epsilon=epsilon,
     )
     x = classifier_top(
         x,
@@ -546,6 +568,7 @@ def DenseNet121(
     memory_efficient=False,
     features_only=False,
     out_indices=None,
+    bn_epsilon=None,
 ):
     """Instantiates DenseNet-121 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -557,8 +580,8 @@ def DenseNet121(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient, features_only
-        and out_indices (see `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only,
+        out_indices and bn_epsilon (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet121")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -575,7 +598,8 @@ def DenseNet121(
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
                     memory_efficient=memory_efficient, features_only=features_only,
-                    out_indices=out_indices, model_name="DenseNet121")
+                    out_indices=out_indices, model_name="DenseNet121",
+                    bn_epsilon=bn_epsilon)
 
 
 @register
@@ -593,6 +617,7 @@ def DenseNet169(
     memory_efficient=False,
     features_only=False,
     out_indices=None,
+    bn_epsilon=None,
 ):
     """Instantiates DenseNet-169 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -603,8 +628,8 @@ def DenseNet169(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient, features_only
-        and out_indices (see `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only,
+        out_indices and bn_epsilon (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet169")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -621,7 +646,8 @@ def DenseNet169(
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
                     memory_efficient=memory_efficient, features_only=features_only,
-                    out_indices=out_indices, model_name="DenseNet169")
+                    out_indices=out_indices, model_name="DenseNet169",
+                    bn_epsilon=bn_epsilon)
 
 
 @register
@@ -639,6 +665,7 @@ def DenseNet201(
     memory_efficient=False,
     features_only=False,
     out_indices=None,
+    bn_epsilon=None,
 ):
     """Instantiates DenseNet-201 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1):
@@ -649,8 +676,8 @@ def DenseNet201(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient, features_only
-        and out_indices (see `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only,
+        out_indices and bn_epsilon (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet201")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -667,7 +694,8 @@ def DenseNet201(
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
                     memory_efficient=memory_efficient, features_only=features_only,
-                    out_indices=out_indices, model_name="DenseNet201")
+                    out_indices=out_indices, model_name="DenseNet201",
+                    bn_epsilon=bn_epsilon)
 
 
 @register
@@ -685,6 +713,7 @@ def DenseNet264(
     memory_efficient=False,
     features_only=False,
     out_indices=None,
+    bn_epsilon=None,
 ):
     """Instantiates DenseNet-264 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993, Table 1; paper
@@ -694,9 +723,10 @@ def DenseNet264(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient, features_only
-        and out_indices (see `DenseNet`). ``weights``: None or a path (legacy keras ``.h5``,
-        ``.weights.h5``, or a timm/torchvision state dict). Inputs are
+        by keyword, include_preprocessing, memory_efficient, features_only,
+        out_indices and bn_epsilon (see `DenseNet`). ``weights``: None or a
+        path (legacy keras ``.h5``, ``.weights.h5``, or a timm/torchvision
+        state dict). Inputs are
         preprocessed with ``preprocess_input`` (mode "torch"), or inside the
         model with ``include_preprocessing=True``.
 
@@ -711,7 +741,8 @@ def DenseNet264(
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
                     memory_efficient=memory_efficient, features_only=features_only,
-                    out_indices=out_indices, model_name="DenseNet264")
+                    out_indices=out_indices, model_name="DenseNet264",
+                    bn_epsilon=bn_epsilon)
 
 
 @register
@@ -729,6 +760,7 @@ def DenseNet161(
     memory_efficient=False,
     features_only=False,
     out_indices=None,
+    bn_epsilon=None,
 ):
     """Instantiates DenseNet-161 (Huang et al., "Densely Connected
     Convolutional Networks", CVPR 2017, arXiv:1608.06993): the wide
@@ -738,8 +770,8 @@ def DenseNet161(
 
     Args: as keras.applications (include_top, weights, input_tensor,
         input_shape, pooling, classes, classifier_activation, name), then,
-        by keyword, include_preprocessing, memory_efficient, features_only
-        and out_indices (see `DenseNet`). ``weights``: None, a tag
+        by keyword, include_preprocessing, memory_efficient, features_only,
+        out_indices and bn_epsilon (see `DenseNet`). ``weights``: None, a tag
         (``kerasnets.weights.available("DenseNet161")``) or a path (legacy
         keras ``.h5``, ``.weights.h5``, or a timm/torchvision state dict).
         Inputs are preprocessed with ``preprocess_input`` (mode "torch"), or
@@ -756,7 +788,8 @@ def DenseNet161(
                     classifier_activation=classifier_activation, name=name,
                     include_preprocessing=include_preprocessing,
                     memory_efficient=memory_efficient, features_only=features_only,
-                    out_indices=out_indices, model_name="DenseNet161")
+                    out_indices=out_indices, model_name="DenseNet161",
+                    bn_epsilon=bn_epsilon)
 
 
 # ----------------------------------------------------------- preprocessing

@@ -83,7 +83,8 @@ BASE_WIDTHS = (64, 128, 256, 512)
 # timm's own DPN-68b training. DPN-68b/92/107 "mx" were pretrained on
 # ImageNet-5k, then fine-tuned on ImageNet-1k. On 0-255 RGB pixels.
 DPN_MEAN = (124.0, 117.0, 104.0)
-DPN_STD = (0.23482 * 255,) * 3  # x - mean, times 0.0167
+# x - mean, times 0.0167 (the authors' MXNet scale; timm: std 1 / (0.0167 * 255)).
+DPN_STD = (1 / 0.0167,) * 3
 
 
 def timm_cfg(model, tag, **fields):
@@ -93,7 +94,7 @@ def timm_cfg(model, tag, **fields):
         model, tag,
         url=f"https://huggingface.co/timm/{timm_name}.{tag}/resolve/main/model.safetensors",
         format="safetensors", interpolation="bicubic", license="apache-2.0",
-        reference=f"timm:{timm_name}", **fields)
+        reference=f"timm:{timm_name}", bn_epsilon=BN_EPSILON, **fields)
 
 
 def mxnet_release(model, top1):
@@ -671,5 +672,5 @@ def DPN131(
 
 preprocess_input = preprocessing.preprocess_function("DPN68", doc=(
     "Preprocessing of the default (MXNet) DPN weights: RGB inputs in [0, 255] -> "
-    "(x - (124, 117, 104)) / (0.23482 * 255), as keras.applications' preprocess_input "
+    "(x - (124, 117, 104)) * 0.0167, as keras.applications' preprocess_input "
     "(numpy arrays in place, tensors with keras.ops; data_format checked)."))

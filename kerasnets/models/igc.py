@@ -172,11 +172,13 @@ AUTHORS_MODELS_URL = (
     "2871fdbd2343982ea1ee2460fc26bccba7d40ec9/models/")
 
 
-def mxnet_release(model, file, top1, top5):
-    """The authors' epoch-95 MXNet checkpoint (no published hash; no
-    installable reference implementation)."""
+def mxnet_release(model, file, blob, top1, top5):
+    """The authors' epoch-95 MXNet checkpoint at the pinned commit, checked
+    against the git blob id of their tree (no installable reference
+    implementation)."""
     return PretrainedCfg(
         model, "imagenet", url=AUTHORS_MODELS_URL + file, format="mxnet_params",
+        file_hash=f"git-blob:{blob}", bn_epsilon=BN_EPSILON,
         mean=IGC_MEAN, std=IGC_STD, top1=top1, top5=top5, reference=None,
         source="authors' MXNet release (epoch 95), hellozting/InterleavedGroupConvolutions",
         license="see the authors' repository")
@@ -185,12 +187,15 @@ def mxnet_release(model, file, top1, top5):
 PRETRAINED_CFGS = register_pretrained(
     mxnet_release("IGC_L4M32",
                   "IGC-L4M32_ImageNet/resnet_gcwf_noshare_imagenet_d18b4-0095.params",
+                  "e13f33740800f06378006b90da35d8edc971eabf",
                   top1=69.23, top5=89.01),
     mxnet_release("IGC_L16M16",
                   "IGC-L16M16_ImageNet/resnet_gcwf_noshare_imagenet_d18b16-0095.params",
+                  "a96f44a0f7ae49241351efc451195e4fdf4d0bfc",
                   top1=70.60, top5=89.68),
     mxnet_release("IGC_L100M2",
                   "IGC-L100M2_ImageNet/resnet_gcwf_noshare_imagenet_d18b100-0095.params",
+                  "1dee63a039d71a5bbe0ada0343372534538e7bd8",
                   top1=73.05, top5=91.08),
 )
 

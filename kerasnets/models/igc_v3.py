@@ -93,13 +93,15 @@ IGCV3_MEAN = (123.68, 116.779, 103.939)  # RGB, 0-255; no std scaling
 IGCV3_STD = (1.0, 1.0, 1.0)
 
 PRETRAINED_CFGS = register_pretrained(
-    # The authors' MXNet release (no published hash; no installable MXNet
-    # reference: pytorchcv's igcv3_w1 is the parity reference of its layout).
+    # The authors' MXNet release at a pinned commit, checked against the git
+    # blob id of their tree (no installable MXNet reference: pytorchcv's
+    # igcv3_w1 is the parity reference of its layout).
     PretrainedCfg(
         "IGCV3", "imagenet",
         url=("https://raw.githubusercontent.com/homles11/IGCV3/"
              "83aba2f34702836cc1b82350163909034cd9b553/models/igcv3-0000.params"),
         format="mxnet_params", options={"alpha": 1.0},
+        file_hash="git-blob:c4b0a995619676b526f41669d0fbff8886a79943", bn_epsilon=BN_EPSILON,
         mean=IGCV3_MEAN, std=IGCV3_STD,  # x - IGCV3_MEAN: see preprocess_input
         source="authors' MXNet release, homles11/IGCV3",
         license="see the authors' repository",

@@ -114,7 +114,8 @@ def keras_cfg(alpha, rows):
         options={"alpha": alpha}, input_size=rows,
         mean=INCEPTION_MEAN, std=INCEPTION_STD,
         source="keras.applications", license="Apache-2.0",
-        top1=PAPER_TOP1.get((alpha, rows)), reference="keras:MobileNet")
+        top1=PAPER_TOP1.get((alpha, rows)), reference="keras:MobileNet",
+        bn_epsilon=BN_EPSILON)
 
 
 # The builder's default (alpha 1.0 at 224) first.

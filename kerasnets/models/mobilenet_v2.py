@@ -49,6 +49,7 @@ from kerasnets.models.common import (
     preprocessing_layer,
 )
 from kerasnets.models.mobilenet import (
+    BN_EPSILON,
     MIN_SIZE,
     check_top_input_shape,
     conv_bn,
@@ -102,7 +103,8 @@ def keras_cfg(alpha, rows):
         options={"alpha": alpha}, input_size=rows,
         mean=INCEPTION_MEAN, std=INCEPTION_STD,
         source="keras.applications", license="Apache-2.0",
-        top1=TOP1_224[alpha] if rows == 224 else None, reference="keras:MobileNetV2")
+        top1=TOP1_224[alpha] if rows == 224 else None, reference="keras:MobileNetV2",
+        bn_epsilon=BN_EPSILON)
 
 
 # The builder's default (alpha 1.0 at 224) first.

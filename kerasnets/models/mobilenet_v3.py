@@ -65,6 +65,12 @@ TIMM_WEIGHTS_URL = "https://huggingface.co/timm/{}.in1k/resolve/main/model.safet
 NO_NORMALISATION = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
 
+# keras.applications and timm's tf_mobilenetv3_* (TF-slim numerics) agree:
+# epsilon 1e-3 (timm's mobilenetv3_* use 1e-5, but no file of theirs is used).
+BN_EPSILON = 1e-3
+BN_MOMENTUM = 0.999
+
+
 def keras_cfg(model, alpha, minimalistic, file_hash, notop_hash, top1):
     """keras.applications' ``.h5`` files of one configuration (md5 hashes)."""
     stem = "weights_mobilenet_v3_{}{}_224_{}_float".format(
@@ -75,7 +81,7 @@ def keras_cfg(model, alpha, minimalistic, file_hash, notop_hash, top1):
         notop_url=KERAS_WEIGHTS_URL + stem + "_no_top_v2.h5", notop_hash=notop_hash,
         format="keras_h5", options={"alpha": alpha, "minimalistic": minimalistic},
         source="keras.applications", license="Apache-2.0", top1=top1,
-        reference=f"keras:{model}", **NO_NORMALISATION)
+        reference=f"keras:{model}", bn_epsilon=BN_EPSILON, **NO_NORMALISATION)
 
 
 def timm_cfg(model, alpha, minimalistic, timm_name):
@@ -85,7 +91,7 @@ def timm_cfg(model, alpha, minimalistic, timm_name):
         url=TIMM_WEIGHTS_URL.format(timm_name), format="safetensors",
         options={"alpha": alpha, "minimalistic": minimalistic},
         source=f"timm {timm_name}.in1k", license="Apache-2.0",
-        reference=f"timm:{timm_name}", **NO_NORMALISATION)
+        reference=f"timm:{timm_name}", bn_epsilon=BN_EPSILON, **NO_NORMALISATION)
 
 
 # top-1: reported for the TF-slim checkpoints.
@@ -165,8 +171,6 @@ SMALL_LAST_POINT_CHANNELS = 1024  # then conv 1x1 576 (6x), pool, 1024, k
 
 SE_RATIO = 0.25  # squeeze channels = make_divisible(expanded * 0.25, 8)
 LAST_CONV_EXPANSION = 6  # last 1x1 conv: 6x the last block's channels
-BN_EPSILON = 1e-3
-BN_MOMENTUM = 0.999
 
 
 def minimalistic_block(spec):

@@ -40,6 +40,7 @@ from kerasnets.weights.config import (
 
 DEFAULT_SIZE = 299
 MIN_SIZE = 75
+BN_EPSILON = 1e-3  # keras' InceptionV3: BatchNormalization's default
 
 # ---------------------------------------------------- pretrained configs
 
@@ -65,6 +66,7 @@ PRETRAINED_CFGS = register_pretrained(
         license="apache-2.0",
         top1=77.9,
         reference="keras:InceptionV3",
+        bn_epsilon=BN_EPSILON,
     ),
 )
 
@@ -181,7 +183,8 @@ def _inception_step(x, step, names):
         name=names("conv2d"),
     )(x)
     # keras' InceptionV3: BN without scale, default epsilon (1e-3).
-    x = BatchNormalization(scale=False, name=names("batch_normalization"))(x)
+    x = BatchNormalization(scale=False, epsilon=BN_EPSILON,
+                           name=names("batch_normalization"))(x)
     return layers.Activation("relu", name=names("activation"))(x)
 
 

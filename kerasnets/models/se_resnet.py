@@ -118,7 +118,7 @@ def timm_release(model, timm_name, file, *, interpolation="bilinear", top1=None)
         model, "imagenet", url=TIMM_RELEASES + file, format="pth",
         mean=IMAGENET_MEAN, std=IMAGENET_STD, interpolation=interpolation,
         source=f"timm ({timm_name}.in1k)", license="apache-2.0", top1=top1,
-        reference=f"timm:{timm_name}")
+        reference=f"timm:{timm_name}", bn_epsilon=BN_EPSILON)
 
 
 PRETRAINED_CFGS = register_pretrained(

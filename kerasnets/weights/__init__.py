@@ -76,6 +76,30 @@ def is_path(weights):
             or weights.lower().endswith(WEIGHTS_SUFFIXES))
 
 
+def bn_epsilon(weights, cfg, *, by_scheme, default, explicit=None):
+    """The BatchNorm epsilon of a model built for ``weights``: ``explicit``
+    where given; for a tag, its configuration's (``cfg.bn_epsilon``, the
+    file's reference); for a file, that of the reference its format belongs
+    to (``by_scheme``, e.g. ``{"keras": 1.001e-5, "torch": 1e-5}``: legacy
+    ``.h5`` and ``.weights.h5`` are "keras", ``.safetensors``/``.pth`` "torch",
+    ``.params`` "mxnet"); otherwise (``weights=None``) ``default``."""
+    if explicit is not None:
+        if isinstance(explicit, bool) or not isinstance(explicit, (int, float)) \
+                or not 0 < explicit < 1:
+            raise ValueError("`bn_epsilon` must be None (follow the weights) or a number "
+                             f"in (0, 1). Received: bn_epsilon={explicit!r}")
+        return float(explicit)
+    if cfg is not None and cfg.bn_epsilon is not None:
+        return cfg.bn_epsilon
+    if weights is not None and is_path(weights):
+        try:
+            scheme = config.SCHEMES[loading.file_format(weights)]
+        except ValueError:  # an unknown format: refused when loading
+            return default
+        return by_scheme.get("keras" if scheme.startswith("keras") else scheme, default)
+    return default
+
+
 def fetch(cfg, include_top=True):
     """The local path of ``cfg``'s file (downloaded and verified if needed)."""
     return cache.fetch(cfg, include_top=include_top)
@@ -107,6 +131,7 @@ __all__ = [
     "DEFAULT_TAG",
     "PretrainedCfg",
     "available",
+    "bn_epsilon",
     "check_tag",
     "default_tag",
     "describe_tags",

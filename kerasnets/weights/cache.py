@@ -3,11 +3,18 @@
 Files live in ``$KERAS_HOME/models/kerasnets`` (``~/.keras/models/kerasnets``):
 
 - ``<model>.<tag>.<source file name>``: the file as published, downloaded with
-  ``keras.utils.get_file`` (progress bar) under a temporary name, its hash
-  verified, then renamed into place (``os.replace``, atomic): a failed or
-  interrupted download never leaves a partial file under the real name.
-  Where the source publishes no hash, its sha256 is recorded beside it on
-  first download (``.sha256``) and checked on later reads.
+  ``keras.utils.get_file`` (progress bar) under a temporary name, checked
+  against the strongest hash its publisher gives (``kerasnets.weights.hashes``:
+  a full md5/sha256, the hub's sha256, a git blob id or torch hub's sha256
+  prefix in the file name), then renamed into place (``os.replace``,
+  atomic): a failed or interrupted download never leaves a partial file
+  under the real name, and a download that fails its check is removed (the
+  message says so). Where nothing is published, its sha256 is recorded
+  beside it on first download (``.sha256``) and checked on later reads.
+  A cached file is checked on every read that uses it; one that fails is
+  refused, naming the file, the expected and the actual digest, and left
+  where it is, unless kerasnets downloaded it and it is unchanged since (its
+  ``.stamp`` says so: the publisher has republished), then it is fetched anew.
 - ``<model>.<tag>.<source id>.<signature>.<source hash>.weights.h5``: the same weights
   converted to Keras once, for the model's exact set of variables
   (include_top or not; the signature hashes variable names and shapes) and
@@ -34,7 +41,7 @@ import os
 import sys
 import uuid
 
-from kerasnets.weights import loading
+from kerasnets.weights import hashes, loading
 
 CACHE_SUBDIR = os.path.join("models", "kerasnets")
 LOCK_SUFFIX = ".lock"
@@ -53,21 +60,7 @@ def cache_directory():
 # ------------------------------------------------------------------ helpers
 
 
-def hash_algorithm(file_hash):
-    """keras.utils.get_file's "auto": 64 hex digits are sha256, else md5."""
-    return "sha256" if len(file_hash) == 64 else "md5"
-
-
-def file_digest(path, algorithm="sha256", chunk_size=1 << 20):
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _matches(path, expected):
-    return file_digest(path, hash_algorithm(expected)) == expected.lower()
+file_digest = hashes.file_digest
 
 
 def _remove(path):
@@ -175,15 +168,65 @@ def source_location(cfg, include_top=True):
     return url, expected, os.path.join(cache_directory(), fname)
 
 
-def _check_cached(path, expected):
-    """True if the cached source at ``path`` is whole (hash or recorded hash)."""
+def _recorded_sha256(path):
+    """The sha256 recorded on first download of an unhashed source, or None."""
+    try:
+        with open(path + ".sha256", encoding="ascii") as f:
+            return (f.read().split() or [None])[0]
+    except OSError:
+        return None
+
+
+def _downloaded_unchanged(path):
+    """True if kerasnets downloaded ``path`` (its stamp says so) and the file
+    has not changed since (same size and modification time)."""
+    try:
+        stat = os.stat(path)
+        with open(path + ".stamp", encoding="ascii") as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (bool(stamp.get("downloaded")) and stamp.get("size") == stat.st_size
+            and stamp.get("mtime_ns") == stat.st_mtime_ns)
+
+
+def _check_cached(path, url, expected):
+    """True if the cached source at ``path`` passes its check; False if it is
+    missing, or a download of kerasnets' that the publisher has replaced
+    since (a new hash: fetch it again). A file that fails and that kerasnets
+    did not download (placed by hand, or changed since) is refused: a
+    ValueError names it and both digests, and it stays where it is."""
     if not os.path.exists(path):
         return False
-    recorded = path + ".sha256"
-    if expected is None and os.path.exists(recorded):
-        with open(recorded, encoding="ascii") as f:
-            expected = (f.read().split() or [None])[0]
-    return expected is None or _matches(path, expected)
+    check = hashes.check_for(url, expected)
+    if not check.published:
+        recorded = _recorded_sha256(path)
+        if recorded is None:  # placed by hand, nothing recorded: trusted as is
+            return True
+        check = hashes.Check(hashes.FIRST_USE, "sha256", recorded)
+    actual = check.digest(path)
+    if check.accepts(actual):
+        return True
+    if check.published and _downloaded_unchanged(path):
+        return False  # our download, republished since
+    raise ValueError(
+        f"{hashes.mismatch_message(path, check, actual)}. Remove or replace that file "
+        f"(the publisher's copy: {url}); kerasnets leaves it in place."
+    )
+
+
+def _write_stamp(path, digest, **extra):
+    """Records the sha256 of ``path`` with its size and time (``.stamp``)."""
+    stat = os.stat(path)
+    stamp_path = path + ".stamp"
+    temporary = _temporary_name(stamp_path)
+    try:
+        with open(temporary, "w", encoding="ascii") as f:
+            json.dump(dict(size=stat.st_size, mtime_ns=stat.st_mtime_ns, sha256=digest,
+                           **extra), f)
+        os.replace(temporary, stamp_path)
+    except OSError:  # a read-only cache: the digest is still right
+        _remove(temporary)
 
 
 def _download(cfg, url, expected, path):
@@ -196,11 +239,12 @@ def _download(cfg, url, expected, path):
     replaced = os.path.exists(path)
     import keras
 
+    check = hashes.check_for(url, expected)
     try:
-        downloaded = keras.utils.get_file(
+        downloaded = keras.utils.get_file(  # checked below, every kind alike
             temporary,
             url,
-            file_hash=expected,
+            file_hash=None,
             cache_dir=os.path.dirname(os.path.dirname(directory)),
             cache_subdir=CACHE_SUBDIR,
         )
@@ -222,8 +266,15 @@ def _download(cfg, url, expected, path):
     if os.path.basename(downloaded) != temporary:
         return downloaded  # not a file of ours (a stand-in get_file): use it
     final = os.path.join(os.path.dirname(downloaded), fname)
-    if expected is None:
-        digest = file_digest(downloaded)
+    digest = file_digest(downloaded)
+    actual = digest if check.algorithm == "sha256" else check.digest(downloaded)
+    if not check.accepts(actual):
+        _remove(downloaded)
+        raise ValueError(
+            f"{hashes.mismatch_message(final, check, actual)} (downloaded from {url}; "
+            "removed the download). " + _hint(url, path)
+        )
+    if not check.published:
         with open(downloaded + ".sha256.part", "w", encoding="ascii") as f:
             f.write(f"{digest}  {fname}\n")
         os.replace(downloaded + ".sha256.part", final + ".sha256")
@@ -233,17 +284,18 @@ def _download(cfg, url, expected, path):
             file=sys.stderr,
         )
     os.replace(downloaded, final)
+    _write_stamp(final, digest, downloaded=url)
     return final
 
 
 def fetch(cfg, include_top=True):
     """Path of the source file of ``cfg`` (downloaded if needed)."""
     url, expected, path = source_location(cfg, include_top)
-    if _check_cached(path, expected):
+    if _check_cached(path, url, expected):
         return path
     _ensure_directory(os.path.dirname(path))
     with file_lock(path + LOCK_SUFFIX):
-        if _check_cached(path, expected):  # another process finished it
+        if _check_cached(path, url, expected):  # another process finished it
             return path
         return _download(cfg, url, expected, path)
 
@@ -266,13 +318,7 @@ def source_digest(path):
     except (OSError, ValueError):
         pass
     digest = file_digest(path)
-    temporary = _temporary_name(stamp_path)
-    try:
-        with open(temporary, "w", encoding="ascii") as f:
-            json.dump(dict(identity, sha256=digest), f)
-        os.replace(temporary, stamp_path)
-    except OSError:  # a read-only cache: the digest is still right
-        _remove(temporary)
+    _write_stamp(path, digest)
     return digest
 
 
@@ -293,7 +339,7 @@ def converted_path(cfg, model, source_hash, include_top=True):
     return os.path.join(
         cache_directory(),
         f"{cfg.model}.{cfg.tag}.{_source_id(cfg, include_top)}.{model_signature(model)}."
-        f"{source_hash[:16]}{CONVERTED_SUFFIX}",
+        f"{source_hash.split(':')[-1][:16]}{CONVERTED_SUFFIX}",
     )
 
 
@@ -356,7 +402,7 @@ def load_pretrained(model, cfg, *, include_top, load_file):
         return model
     _ensure_directory(os.path.dirname(source))
     with file_lock(source + LOCK_SUFFIX):
-        if _check_cached(source, expected):
+        if _check_cached(source, url, expected):
             path = source
         else:
             path = _download(cfg, url, expected, source)
@@ -366,13 +412,15 @@ def load_pretrained(model, cfg, *, include_top, load_file):
         try:
             load_file(model, path, cfg.format)
         except ValueError as error:
-            if path == source and expected is None:
-                _remove(source)  # unverified and unreadable: fetch it anew
+            removed = ""
+            if path == source and expected is None and _downloaded_unchanged(source):
+                _remove(source)  # our download, unreadable: fetch it anew next time
                 _remove(source + ".sha256")
                 _remove(source + ".stamp")
+                removed = " (removed that download)"
             raise ValueError(
-                f"The {cfg.tag!r} weights of {cfg.model} downloaded from {url} to {path} "
-                f"cannot be loaded: {error} " + _hint(url, source)
+                f"The {cfg.tag!r} weights of {cfg.model} downloaded from {url} to {path}"
+                f"{removed} cannot be loaded: {error} " + _hint(url, source)
             ) from error
         if path == source:
             _save_converted(model, converted)

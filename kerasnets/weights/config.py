@@ -17,6 +17,8 @@ import dataclasses
 import os
 from typing import Any, Mapping, Optional, Tuple
 
+from kerasnets.weights import hashes
+
 DEFAULT_TAG = "imagenet"
 FORMATS = ("keras", "keras_h5", "safetensors", "pth", "mxnet_params")
 # File format -> the naming scheme of its tensors (``ModelEntry.layer_maps``).
@@ -41,9 +43,14 @@ class PretrainedCfg:
         format: "keras_h5" (legacy keras.applications, by topology),
             "keras" (``.weights.h5``), "safetensors" / "pth" (a PyTorch state
             dict in the reference's layout) or "mxnet_params".
-        file_hash: the hash the publisher gives: sha256 (64 hex digits) or
-            md5 (keras.applications); None where none is published (its
-            sha256 is recorded on first download and checked afterwards).
+        file_hash: the hash the publisher gives: sha256 (64 hex digits; for a
+            Hugging Face file the one its hub serves), md5 (keras.applications)
+            or ``"git-blob:<sha1>"`` (a file at a pinned commit: the blob id of
+            the publisher's git tree); None where the file name carries a
+            sha256 prefix (torch hub's ``name-<hex>.pth``) or nothing is
+            published (then its sha256 is recorded on first download and
+            checked afterwards). ``check`` says which applies
+            (``kerasnets.weights.hashes``).
         notop_url, notop_hash: a file without the classifier, where published
             (otherwise the full file serves both).
         options: builder arguments the file is for (``{"alpha": 0.75}``);
@@ -58,6 +65,9 @@ class PretrainedCfg:
         reference: the implementation the file belongs to, for parity checks:
             ``"timm:dpn92"``, ``"pytorchcv:igcv3_w1"``,
             ``"keras:DenseNet121"``; None where none is installable.
+        bn_epsilon: the BatchNorm epsilon of the file's reference (the
+            architecture built for the file uses it: keras.applications'
+            DenseNet 1.001e-5, timm's 1e-5); None: the family's default.
     """
 
     model: str
@@ -80,6 +90,7 @@ class PretrainedCfg:
     top1: Optional[float] = None
     top5: Optional[float] = None
     reference: Optional[str] = None
+    bn_epsilon: Optional[float] = None
 
     def __post_init__(self):
         if self.format not in FORMATS:
@@ -88,6 +99,22 @@ class PretrainedCfg:
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError(f"PretrainedCfg {self.model}.{self.tag}: mean and std need "
                              "three values, std positive.")
+        try:
+            hashes.check_for(self.url, self.file_hash)
+            hashes.check_for(self.notop_url or self.url, self.notop_hash)
+        except ValueError as error:
+            raise ValueError(f"PretrainedCfg {self.model}.{self.tag}: {error}") from None
+
+    @property
+    def check(self):
+        """How the file is verified (``hashes.Check``: full hash, hub header,
+        git blob id, filename prefix or first use)."""
+        return hashes.check_for(self.url, self.file_hash)
+
+    @property
+    def notop_check(self):
+        """The ``check`` of the file without the classifier (None: there is none)."""
+        return hashes.check_for(self.notop_url, self.notop_hash) if self.notop_url else None
 
     @property
     def scheme(self):
@@ -113,6 +140,9 @@ class PretrainedCfg:
         """The JSON-able fields (the catalog index)."""
         record = dataclasses.asdict(self)
         record["options"] = dict(self.options)
+        for key, check in (("check", self.check), ("notop_check", self.notop_check)):
+            record[key] = check and {"kind": check.kind, "algorithm": check.algorithm,
+                                     "expected": check.expected}
         return record
 
 

@@ -12,6 +12,12 @@ Files:
   M=2, depth 8, 10 classes, random weights and BN statistics;
 - igc_cifar_l2m2_d8_io.npz: an input batch (NCHW, 16x16) and the logits
   MXNet computes for it (inference mode);
+- igc_cifar_l2m2_d8_calibrated.params / _io64.npz: the same network with
+  BN statistics calibrated in MXNet (200 training-mode passes on a batch,
+  momentum 0.9: the moving statistics become the batch statistics; random
+  gamma/beta), and the logits MXNet computes in float64 for another batch
+  (the float32 checkpoint's values, cast): the float64 parity reference of
+  tests/models/test_float64_parity.py;
 - mxnet_misc.params: arrays of several dtypes and storage types
   (float16, int64, uint8, row_sparse, csr);
 - mxnet_np_shape.params: version-3 arrays (NumPy shape semantics: a scalar,
@@ -117,6 +123,46 @@ def igc_fixture():
     np.savez(os.path.join(HERE, "igc_cifar_l2m2_d8_io.npz"), images=images, logits=logits)
 
 
+def igc_calibrated_float64_fixture():
+    rng = np.random.default_rng(1)
+    sym = get_symbol(10, 8, 2, 2)
+    shape = (4, 3, 16, 16)
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=shape)
+    args, auxs = {}, {}
+    for name, s in zip(sym.list_arguments(), arg_shapes):
+        if name == "data":
+            continue
+        if name.endswith("_gamma"):
+            value = rng.uniform(0.5, 1.5, s)
+        elif name.endswith(("_beta", "_bias")):
+            value = rng.normal(0.0, 0.2, s)
+        else:
+            value = rng.normal(0.0, np.sqrt(2.0 / int(np.prod(s[1:]))), s)
+        args[name] = mx.nd.array(value, dtype="float32")
+    for name, s in zip(sym.list_auxiliary_states(), aux_shapes):
+        auxs[name] = mx.nd.array(np.ones(s) if name.endswith("_var") else np.zeros(s),
+                                 dtype="float32")
+    calibration = rng.uniform(-1, 1, shape).astype("float32")
+    executor = sym.bind(mx.cpu(), {"data": mx.nd.array(calibration), **args},
+                        aux_states=auxs, grad_req="null")
+    for _ in range(200):
+        executor.forward(is_train=True)
+    auxs = {k: v.copyto(mx.cpu()) for k, v in executor.aux_dict.items()}
+    save = {f"arg:{k}": v for k, v in args.items()}
+    save.update({f"aux:{k}": v for k, v in auxs.items()})
+    mx.nd.save(os.path.join(HERE, "igc_cifar_l2m2_d8_calibrated.params"), save)
+
+    images = rng.uniform(-1, 1, (3, 3, 16, 16))
+    as64 = {k: v.astype("float64") for k, v in args.items()}
+    executor = sym.bind(mx.cpu(), {"data": mx.nd.array(images, dtype="float64"), **as64},
+                        aux_states={k: v.astype("float64") for k, v in auxs.items()},
+                        grad_req="null")
+    logits = executor.forward(is_train=False)[0]
+    assert logits.dtype == np.float64
+    np.savez(os.path.join(HERE, "igc_cifar_l2m2_d8_io64.npz"), images=images,
+             logits=logits.asnumpy())
+
+
 def misc_fixture():
     arrays = {
         "float16": mx.nd.array([[1.5, -2.25, 65504.0]], dtype="float16"),
@@ -140,5 +186,11 @@ def misc_fixture():
 
 
 if __name__ == "__main__":
-    igc_fixture()
-    misc_fixture()
+    import sys
+
+    if sys.argv[1:] == ["--float64"]:  # only the calibrated float64 fixture
+        igc_calibrated_float64_fixture()
+    else:
+        igc_fixture()
+        igc_calibrated_float64_fixture()
+        misc_fixture()

@@ -447,7 +447,8 @@ def test_signature_is_keras_applications_then_keyword_only(name):
     assert positional == [(p.name, p.default) for p in theirs]
     keyword_only = [(p.name, p.default) for p in ours if p.kind is p.KEYWORD_ONLY]
     assert keyword_only == [("include_preprocessing", False), ("memory_efficient", False),
-                            ("features_only", False), ("out_indices", None)]
+                            ("features_only", False), ("out_indices", None),
+                            ("bn_epsilon", None)]
     for extra in ("DenseNet161", "DenseNet264"):
         extra_params = inspect.signature(getattr(kerasnets, extra)).parameters
         assert list(extra_params) == [p.name for p in ours]

@@ -135,14 +135,19 @@ def test_unhashed_source_records_its_sha256(home, published, monkeypatch, capsys
     record = home / "TinyNet.test_in1k.model.safetensors.sha256"
     assert record.read_text().split()[0] == sha256(published)
     assert "publishes no hash" in capsys.readouterr().err
-    # A cached source that no longer matches its recorded hash is fetched anew.
+    # A cached source that no longer matches its recorded hash is refused,
+    # named with both digests, and left in place (kerasnets did not write it).
     for name in cached(home):
         if name.endswith(".weights.h5"):
             os.remove(home / name)
     source = home / "TinyNet.test_in1k.model.safetensors"
     source.write_bytes(b"\0" * 100)
-    tiny_builder(weights="test_in1k")
-    assert sha256(source) == sha256(published)
+    with pytest.raises(ValueError) as info:
+        tiny_builder(weights="test_in1k")
+    message = str(info.value)
+    assert str(source) in message and "recorded on first use" in message
+    assert sha256(published) in message and sha256(source) in message
+    assert source.read_bytes() == b"\0" * 100
 
 
 def test_placed_by_hand_is_used(home, published, monkeypatch):
