@@ -660,8 +660,8 @@ def load(
         seed=base_seed, input_context=input_context, download=download,
         skip_unreadable=skip_unreadable,
     )
+    size = int(ds.cardinality())
     if training:
-        size = int(ds.cardinality())
         if 0 < size < batch_size:
             _refuse_batch(dataset, split, batch_size, size, input_context)
         ds = _cache(ds, cache)
