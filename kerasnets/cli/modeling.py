@@ -3,6 +3,7 @@
 import dataclasses
 import os
 
+from kerasnets import files
 from kerasnets.cli import common
 from kerasnets.training import recipe as training_recipe
 from kerasnets.training.distribute import STRATEGIES as TRAIN_STRATEGIES
@@ -250,14 +251,17 @@ def cmd_tune(args):
                                    ("--image-size", args.image_size, 1),
                                    ("--max-trials", args.max_trials, 1)):
         common.at_least(value, minimum, option)
+    project = args.project or "-".join(([families] if isinstance(families, str) else families)
+                                       + (["finetune"] if args.weights else []))
+    try:
+        files.inside(args.directory, project, what="--project")
+    except ValueError as error:
+        raise common.UsageError(str(error)) from None
     common.load_tensorflow()
     from kerasnets import tuner
 
     result = tuner.search(
-        families, args.dataset, directory=args.directory,
-        project_name=args.project or "-".join(
-            ([families] if isinstance(families, str) else families)
-            + (["finetune"] if args.weights else [])),
+        families, args.dataset, directory=args.directory, project_name=project,
         tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
         image_size=args.image_size, batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
