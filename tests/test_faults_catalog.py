@@ -10,6 +10,7 @@ import keras
 import keras_tuner
 import pytest
 
+import kerasnets
 from kerasnets import cli, tuner
 from kerasnets.tuner.hypermodels import SEARCH_FILE
 
@@ -151,3 +152,100 @@ def test_damaged_tuner_json_is_named(tmp_path, capsys, damaged):
     with pytest.raises(ValueError, match=r"trial.json is damaged \(a JSON list, not an object\)"
                        if "trial_0" in damaged else "is damaged"):
         tuner.search("igc", "folder:nodata", directory=str(tmp_path / "runs"), project_name="p")
+
+
+# ------------------------------------------------------------- the catalog
+
+
+def test_list_and_list_models_follow_one_rule_for_generic_builders(capsys):
+    assert kerasnets.list_models("*cifar*") == []
+    assert cli.main(["list", "*cifar*"]) == 1
+    err = one_line_error(capsys)
+    assert "generic builders match (DenseNetCIFAR, IGCV1CIFAR): --generic lists them" in err
+    assert cli.main(["list", "*cifar*", "--generic"]) == 0
+    out = capsys.readouterr().out
+    assert "DenseNetCIFAR" in out and "IGCV1CIFAR" in out
+    assert kerasnets.list_models("*cifar*", include_generic=True) == ["DenseNetCIFAR",
+                                                                       "IGCV1CIFAR"]
+    assert cli.main(["list", "mobilenetv3*"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") > 4]
+    assert rows == kerasnets.list_models("mobilenetv3*")
+    assert "1 generic builders match too (MobileNetV3): --generic lists them" in out
+
+
+def test_suggestions_build_when_followed(capsys):
+    with pytest.raises(ValueError, match="did you mean MobileNetV3Large, MobileNetV3Small"):
+        kerasnets.create_model("MobileNetV4")
+    assert cli.main(["info", "MobileNetV4"]) == 2
+    err = one_line_error(capsys)
+    suggested = err.split("did you mean ")[1].split("?")[0].split(", ")
+    assert "MobileNetV3" not in suggested and suggested
+    for name in suggested:  # each builds as suggested, with no arguments
+        assert name in kerasnets.list_models()
+    # A generic builder without its arguments says what to pass.
+    with pytest.raises(ValueError, match=r"MobileNetV3 is a generic builder: pass its blocks, "
+                       r"last_point_ch, or name one of its family's models "
+                       r"\(MobileNetV3Large, MobileNetV3Small\)"):
+        kerasnets.create_model("MobileNetV3")
+
+
+def test_names_that_are_not_strings_or_absurdly_long():
+    with pytest.raises(ValueError, match="A model name is a non-empty string .* received None"):
+        kerasnets.create_model(None)
+    with pytest.raises(ValueError) as error:
+        kerasnets.create_model("x" * 100_000)
+    assert len(str(error.value)) < 300 and "(100,000 characters)" in str(error.value)
+    with pytest.raises(ValueError) as error:
+        kerasnets.create_model("MobileNetV2", **{"y" * 100_000: 1})
+    assert len(str(error.value)) < 500
+
+
+# ------------------------------------------------------- builder arguments
+
+
+@pytest.mark.parametrize("name", ["MobileNet", "MobileNetV2", "MobileNetV3Small", "SEMobileNet",
+                                  "IGCV2", "IGCV3"])
+@pytest.mark.parametrize("alpha", [-1, 0, float("nan"), float("inf"), True, "wide"])
+def test_width_multiplier_is_checked_in_every_family(name, alpha):
+    builder = getattr(kerasnets, name)
+    with pytest.raises(ValueError, match=r"`alpha` must be a positive number. Received: alpha="):
+        builder(weights=None, alpha=alpha)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(classes=True), r"`classes` must be a positive integer .* Received: classes=True"),
+    (dict(classes=0), r"`classes` must be a positive integer .* Received: classes=0"),
+    (dict(classes=2.5), r"Received: classes=2.5"),
+    (dict(include_top=False, features_only=True, out_indices=(True,)),
+     r"`out_indices` must be a list of feature-map indices, e.g. \(1, 2, 3\). "
+     r"Received: out_indices=\(True,\)"),
+    (dict(include_top=False, features_only=True, out_indices=3), r"Received: out_indices=3"),
+    (dict(include_top=False, features_only=True, out_indices=()), r"Received: out_indices=\(\)"),
+    (dict(input_tensor="foo"), r"`input_tensor` must be a Keras tensor .* input_tensor='foo'"),
+    (dict(input_shape=(3, 160, 160)),
+     r"puts the channels first: kerasnets, like Keras by default, takes channels_last images "
+     r"\(height, width, channels\); pass input_shape=\(160, 160, 3\)"),
+    (dict(input_shape=32), r"`input_shape` must be a tuple of three positive integers"),
+    (dict(input_shape=(64, 64, -3)), r"Received: input_shape=\(64, 64, -3\)"),
+])
+@pytest.mark.parametrize("name", ["MobileNetV2", "DenseNet121", "DPN68", "SEResNet18", "IGCV3"])
+def test_shared_arguments_are_checked_in_every_family(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(kerasnets, name)(weights=None, **kwargs)
+
+
+def test_input_tensor_must_be_a_batch_of_images():
+    with pytest.raises(ValueError, match=r"batch of images .* shape \(None, 32, 3\)"):
+        kerasnets.MobileNetV2(weights=None, input_tensor=keras.Input((32, 3)))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(depth_multiplier=0), "`depth_multiplier` must be a positive integer"),
+    (dict(depth_multiplier=1.5), "`depth_multiplier` must be a positive integer"),
+    (dict(dropout=1.0), r"`dropout` must be a number in \[0, 1\)"),
+])
+@pytest.mark.parametrize("name", ["MobileNet", "SEMobileNet"])
+def test_mobilenet_knobs(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        getattr(kerasnets, name)(weights=None, **kwargs)
