@@ -338,5 +338,6 @@ def _add_tune_parser(sub):
                       help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
     tune.add_argument("--seed", type=int, default=None)
     tune.add_argument("--overwrite", action="store_true",
-                      help="start over instead of resuming DIRECTORY/PROJECT")
+                      help="start over instead of resuming DIRECTORY/PROJECT (deletes only "
+                           "the search's own files; anything else there is refused)")
     tune.set_defaults(func=cmd_tune)

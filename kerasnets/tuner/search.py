@@ -357,8 +357,10 @@ def search(
             CPUs) or a policy name.
         seed: seeds the oracle, the input pipeline and Keras.
         data_dir, try_gcs, cache: see ``kerasnets.data.load``.
-        overwrite: start over, deleting ``directory/project_name`` (in a
-            distributed search, the chief's does; workers' is ignored).
+        overwrite: start over, deleting the search's own files in
+            ``directory/project_name`` (``search_files``: a folder that no
+            kerasnets search wrote, or that holds other files, is refused;
+            in a distributed search, the chief's does; workers' is ignored).
         callbacks: Keras callbacks for every trial (deep-copyable).
         verbose: of ``model.fit``, and of the tuner's progress display.
 
