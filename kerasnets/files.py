@@ -10,7 +10,20 @@ import os
 import shutil
 import uuid
 
-__all__ = ["partial_path", "pid_alive", "remove", "remove_stale_partials"]
+__all__ = ["inside", "partial_path", "pid_alive", "remove", "remove_stale_partials"]
+
+
+def inside(directory, name, what="name"):
+    """``directory/name``; a ValueError for a ``name`` that is not a folder
+    below ``directory`` ("", ".", "..", an absolute path, a link leading out),
+    naming ``what`` (the setting)."""
+    directory = os.fspath(directory)
+    path = os.path.join(directory, os.fspath(name))
+    root, real = os.path.realpath(directory), os.path.realpath(path)
+    if not name or real == root or os.path.commonpath([root, real]) != root:
+        raise ValueError(f"{what} {str(name)[:200]!r} is not a folder inside {directory}: use "
+                         "a plain folder name (no absolute path, '.' or '..')")
+    return path
 
 
 def partial_path(path, suffix=""):

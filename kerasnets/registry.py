@@ -35,7 +35,7 @@ import re
 from importlib import resources
 from typing import Callable, Mapping, Optional, Tuple
 
-from kerasnets.text import format_macs
+from kerasnets.text import format_macs, short_repr
 
 INDEX_FILE = "resources/catalog.json"
 MODELS_PACKAGE = "kerasnets.models"
@@ -197,8 +197,11 @@ def canonical_name(name):
 
 
 def closest(name, names=None, n=3):
-    """Up to ``n`` names of ``names`` (default: every model) closest to ``name``."""
-    names = list(names if names is not None else all_names())
+    """Up to ``n`` names of ``names`` (default: the models ``list_models``
+    names, those that build without arguments) closest to ``name``."""
+    names = list(names if names is not None else list_models())
+    if not isinstance(name, str) or len(name) > 100:
+        return []
     lowered = {candidate.lower(): candidate for candidate in names}
     found = difflib.get_close_matches(str(name).lower(), list(lowered), n=n, cutoff=0.5)
     prefix = [c for c in names if c.lower().startswith(str(name).lower()[:3])]
@@ -206,10 +209,34 @@ def closest(name, names=None, n=3):
     return matches[:n]
 
 
-def unknown_name_message(kind, name, names):
-    near = closest(name, names)
+def unknown_name_message(kind, name, names, near=None):
+    """"Unknown model 'X'; did you mean ...?": the ``near`` names, else the
+    ``names`` closest to ``name``."""
+    near = closest(name, names) if near is None else near
     hint = f"; did you mean {', '.join(near)}?" if near else ""
-    return f"Unknown {kind} {name!r}{hint} (`kerasnets list` shows them all)."
+    return f"Unknown {kind} {short_repr(name)}{hint} (`kerasnets list` shows them all)."
+
+
+def unknown_model_message(name):
+    """The message for an unknown model name: the closest models that build
+    without arguments (a generic builder near the name is replaced by its
+    family's models: "MobileNetV4" suggests MobileNetV3Large and
+    MobileNetV3Small, not the generic MobileNetV3)."""
+    records = _records()
+    near = []
+    for found in closest(name, list(records)):
+        if records[found].get("generic"):
+            near += list_models(family=records[found]["family"])
+        else:
+            near.append(found)
+    return unknown_name_message("model", name, (), near=list(dict.fromkeys(near))[:4])
+
+
+def check_name(name):
+    """A ValueError unless ``name`` is a string (a model name)."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"A model name is a non-empty string such as 'MobileNetV2' "
+                         f"(`kerasnets.list_models()` lists them); received {short_repr(name)}.")
 
 
 def get(name):
@@ -217,12 +244,13 @@ def get(name):
 
     Raises ``ValueError`` naming the closest models for an unknown name.
     """
+    check_name(name)
     canonical = canonical_name(name)
     if canonical is None:
         _import_family_modules()
         canonical = canonical_name(name)
     if canonical is None:
-        raise ValueError(unknown_name_message("model", name, all_names()))
+        raise ValueError(unknown_model_message(name))
     if canonical not in _MODELS:
         record = indexed(canonical)
         if record is not None:
@@ -320,17 +348,19 @@ def check_kwargs(name, kwargs):
         if key not in parameters:
             near = difflib.get_close_matches(key, list(parameters), n=1)
             hint = f"; did you mean {near[0]!r}" if near else ""
-            raise ValueError(f"{entry.name} has no argument {key!r}{hint} (its arguments: "
+            raise ValueError(f"{entry.name} has no argument {short_repr(key)}{hint} (its arguments: "
                              f"{', '.join(parameters)}).")
         default = parameters[key].default
         if value is None:  # "none" (se_ratio=None): the builder decides
             continue
         if isinstance(default, bool):
             if not isinstance(value, bool):
-                raise ValueError(f"{entry.name}'s {key} is True or False; received {value!r}.")
+                raise ValueError(f"{entry.name}'s {key} is True or False; received "
+                                 f"{short_repr(value)}.")
         elif isinstance(default, (int, float)) and (
                 isinstance(value, (str, bool)) or not isinstance(value, (int, float))):
-            raise ValueError(f"{entry.name}'s {key} takes a number; received {value!r}.")
+            raise ValueError(f"{entry.name}'s {key} takes a number; received "
+                             f"{short_repr(value)}.")
 
 
 def create_model(name, **kwargs):
@@ -340,7 +370,14 @@ def create_model(name, **kwargs):
         >>> model = kerasnets.create_model("dpn92", weights=None, classes=10)
     """
     check_kwargs(name, kwargs)
-    return get(name).builder(**kwargs)
+    entry = get(name)
+    missing = [arg for arg in entry.required_args if arg not in kwargs]
+    if missing:
+        variants = list_models(family=entry.family)
+        shown = ", ".join(variants[:4]) + (", ..." if len(variants) > 4 else "")
+        raise ValueError(f"{entry.name} is a generic builder: pass its {', '.join(missing)}, "
+                         f"or name one of its family's models ({shown}).")
+    return entry.builder(**kwargs)
 
 
 __all__ = [

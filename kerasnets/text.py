@@ -5,7 +5,8 @@ Standard library only (the command line uses them before TensorFlow loads).
 
 import ast
 
-__all__ = ["format_bytes", "format_count", "format_macs", "one_line", "parse_assignments"]
+__all__ = ["format_bytes", "format_count", "format_macs", "one_line", "parse_assignments",
+           "short_repr"]
 
 
 def format_bytes(count):
@@ -64,3 +65,13 @@ def one_line(error):
     """An exception's message on one line (its type where it has none)."""
     text = " ".join(str(error).split())
     return text or type(error).__name__
+
+
+def short_repr(value, limit=80):
+    """``repr(value)`` for a message, cut after ``limit`` characters (a
+    100,000-character name is not echoed whole)."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"

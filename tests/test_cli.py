@@ -58,7 +58,7 @@ def weights_file(tmp_path_factory):
 
 
 def test_list_family_rows(capsys):
-    code, out, _ = run(capsys, "list", "--family", "MobileNet_V3")
+    code, out, _ = run(capsys, "list", "--family", "MobileNet_V3", "--generic")
     assert code == 0
     rows = {line.split("│")[1].strip(): line for line in out.splitlines()
             if line.count("│") > 4 and "MobileNetV3" in line}

@@ -7,7 +7,7 @@ families, figures, docstrings and pretrained configurations.
 
 from kerasnets import registry
 from kerasnets.cli import common
-from kerasnets.text import format_count, format_macs
+from kerasnets.text import format_count, format_macs, short_repr
 
 DEFAULT_MARK = " (the default, weights=\"imagenet\")"
 
@@ -20,6 +20,9 @@ def add_parsers(sub):
                          help="only this family (densenet, dpn, igc, mobilenet, senet, ...)")
     listing.add_argument("--pretrained", action="store_true",
                          help="only models with published weights")
+    listing.add_argument("--generic", action="store_true",
+                         help="also the family builders that need architecture arguments "
+                              "(DenseNet, DPN, ...), as list_models(include_generic=True)")
     listing.set_defaults(func=cmd_list)
     info = sub.add_parser("info", help="one model: paper, parameters, weights, preprocessing")
     info.add_argument("model")
@@ -45,11 +48,16 @@ def cmd_list(args):
             family = registry.canonical_family(args.family)
         except ValueError as error:
             raise common.UsageError(str(error)) from None
-    names = registry.list_models(args.pattern, pretrained=args.pretrained, family=family,
-                                 include_generic=True)
+    matching = dict(pattern=args.pattern, pretrained=args.pretrained, family=family)
+    names = registry.list_models(**matching, include_generic=args.generic)
+    generic = [] if args.generic else [
+        name for name in registry.list_models(**matching, include_generic=True)
+        if name not in names]
+    hint = (f"; generic builders match ({', '.join(generic)}): --generic lists them"
+            if generic else "")
     if not names:
-        raise ValueError(f"no model matches {args.pattern!r}"
-                         + (f" in family {family}" if family else ""))
+        raise ValueError(f"no model matches {short_repr(args.pattern)}"
+                         + (f" in family {family}" if family else "") + hint)
     out = Table(title="kerasnets models (params and MACs at the default input size)")
     for column, justify in (("model", "left"), ("family", "left"), ("params", "right"),
                             ("MACs", "right"), ("weights", "left"), ("top-1", "right")):
@@ -70,6 +78,9 @@ def cmd_list(args):
                     ", ".join(tags) if tags else "(none published)",
                     "-" if top1 is None else f"{top1:.1f}")
     common.console().print(out)
+    if generic:
+        print(f"{len(generic)} generic builders match too ({', '.join(generic)}): "
+              "--generic lists them")
 
 
 def describe_cfg(cfg, default=False):

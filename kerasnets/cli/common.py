@@ -27,7 +27,7 @@ def model_name(name):
     naming the closest models otherwise."""
     canonical = registry.canonical_name(name)
     if canonical is None:
-        raise UsageError(registry.unknown_name_message("model", name, registry.all_names()))
+        raise UsageError(registry.unknown_model_message(name))
     return canonical
 
 

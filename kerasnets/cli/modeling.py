@@ -7,6 +7,7 @@ import os
 import sys
 import warnings
 
+from kerasnets import files
 from kerasnets.cli import common
 from kerasnets.training import recipe as training_recipe
 from kerasnets.training.distribute import STRATEGIES as TRAIN_STRATEGIES
@@ -328,14 +329,17 @@ def cmd_tune(args):
                                    ("--image-size", args.image_size, 1),
                                    ("--max-trials", args.max_trials, 1)):
         common.at_least(value, minimum, option)
+    project = args.project or "-".join(([families] if isinstance(families, str) else families)
+                                       + (["finetune"] if args.weights else []))
+    try:
+        files.inside(args.directory, project, what="--project")
+    except ValueError as error:
+        raise common.UsageError(str(error)) from None
     common.load_tensorflow()
     from kerasnets import tuner
 
     result = tuner.search(
-        families, args.dataset, directory=args.directory,
-        project_name=args.project or "-".join(
-            ([families] if isinstance(families, str) else families)
-            + (["finetune"] if args.weights else [])),
+        families, args.dataset, directory=args.directory, project_name=project,
         tuner=args.tuner, max_trials=args.max_trials, epochs=args.epochs,
         image_size=args.image_size, batch_size=args.batch_size,
         steps_per_epoch=args.steps_per_epoch, validation_steps=args.validation_steps,
@@ -410,5 +414,6 @@ def _add_tune_parser(sub):
                       help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
     tune.add_argument("--seed", type=int, default=None)
     tune.add_argument("--overwrite", action="store_true",
-                      help="start over instead of resuming DIRECTORY/PROJECT")
+                      help="start over instead of resuming DIRECTORY/PROJECT (deletes only "
+                           "the search's own files; anything else there is refused)")
     tune.set_defaults(func=cmd_tune)

@@ -18,6 +18,8 @@ Every builder does the same four things, in this order:
 builder configured like a named variant uses that variant's).
 """
 
+import math
+import numbers
 import os
 import warnings
 
@@ -26,6 +28,7 @@ from keras import layers
 
 from kerasnets import preprocessing, registry
 from kerasnets import weights as weights_lib
+from kerasnets.text import short_repr
 
 POOLING_MODES = (None, "avg", "max")
 
@@ -83,6 +86,9 @@ def check_arguments(
                 "`include_top=False` and add your own classifier to train "
                 "on other classes."
             )
+    if include_top and not _is_int(classes, minimum=1):
+        raise ValueError("`classes` must be a positive integer (the classifier's outputs). "
+                         f"Received: classes={short_repr(classes)}")
     if pooling not in POOLING_MODES:
         raise ValueError(
             "The `pooling` argument should be one of None, 'avg' or 'max'. "
@@ -91,6 +97,34 @@ def check_arguments(
     if include_top and pretrained:
         validate_activation(classifier_activation)
     return cfg
+
+
+def _is_int(value, minimum=None):
+    """An integer (not True/False), at least ``minimum`` where given."""
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and (minimum is None or value >= minimum))
+
+
+def check_positive(value, arg, integer=False):
+    """A ValueError unless ``value`` (the builder argument ``arg``: a width
+    multiplier such as ``alpha``, ``depth_multiplier``) is a finite positive
+    number, an integer where ``integer`` (True/False are not numbers)."""
+    if integer:
+        valid = _is_int(value, minimum=1)
+    else:
+        valid = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                 and math.isfinite(value) and value > 0)
+    if not valid:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"`{arg}` must be {kind}. Received: {arg}={short_repr(value)}")
+
+
+def check_rate(value, arg):
+    """A ValueError unless ``value`` (a dropout rate ``arg``) is in [0, 1)."""
+    if not (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and 0 <= value < 1):
+        raise ValueError(f"`{arg}` must be a number in [0, 1). Received: "
+                         f"{arg}={short_repr(value)}")
 
 
 def validate_activation(classifier_activation):
@@ -107,6 +141,23 @@ def validate_activation(classifier_activation):
         )
 
 
+def check_input_shape(input_shape):
+    """``input_shape`` as a tuple; a ValueError unless it is three positive
+    integers (or None) in channels_last order: ``(3, 160, 160)`` is named as
+    channels_first."""
+    if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
+            or not all(d is None or _is_int(d, minimum=1) for d in input_shape)):
+        raise ValueError("`input_shape` must be a tuple of three positive integers (height, "
+                         f"width, channels). Received: input_shape={short_repr(input_shape)}")
+    channels, height, width = input_shape = tuple(input_shape)
+    if channels in (1, 3) and width not in (1, 3, None):
+        raise ValueError(
+            f"`input_shape={input_shape}` puts the channels first: kerasnets, like Keras "
+            "by default, takes channels_last images (height, width, channels); pass "
+            f"input_shape={(height, width, channels)}.")
+    return input_shape
+
+
 def obtain_input_shape(
     input_shape, *, default_size, min_size, require_flatten, pretrained
 ):
@@ -116,6 +167,8 @@ def obtain_input_shape(
     follows global pooling in every family here, so any size works, but a
     pretrained top keeps keras' default-size rule).
     """
+    if input_shape is not None:
+        input_shape = check_input_shape(input_shape)
     if not pretrained and input_shape and len(input_shape) == 3:
         if input_shape[-1] not in {1, 3}:
             warnings.warn(
@@ -129,9 +182,6 @@ def obtain_input_shape(
         default_shape = (default_size, default_size, 3)
     if input_shape is None:
         return default_shape if require_flatten else (None, None, 3)
-    input_shape = tuple(input_shape)
-    if len(input_shape) != 3:
-        raise ValueError("`input_shape` must be a tuple of three integers.")
     if input_shape[-1] != 3 and pretrained:
         raise ValueError(
             "The input must have 3 channels; Received "
@@ -145,6 +195,18 @@ def obtain_input_shape(
     return input_shape
 
 
+def check_input_tensor(input_tensor):
+    """A ValueError unless ``input_tensor`` is a Keras or backend tensor
+    holding a batch of images (4-D)."""
+    if not (keras.backend.is_keras_tensor(input_tensor) or keras.ops.is_tensor(input_tensor)):
+        raise ValueError("`input_tensor` must be a Keras tensor (`keras.Input(shape=(224, 224, "
+                         f"3))`) or a backend tensor. Received: input_tensor="
+                         f"{short_repr(input_tensor)}")
+    if len(input_tensor.shape) != 4:
+        raise ValueError("`input_tensor` must be a batch of images (batch, height, width, "
+                         f"channels). Received a tensor of shape {tuple(input_tensor.shape)}")
+
+
 def image_input(
     input_tensor,
     input_shape,
@@ -156,10 +218,10 @@ def image_input(
     require_flatten=False,
 ):
     """Returns the model's image input (a Keras tensor)."""
+    if input_tensor is not None:
+        check_input_tensor(input_tensor)
     if input_tensor is not None and input_shape is None:
-        shape = tuple(input_tensor.shape)
-        if len(shape) == 4:
-            input_shape = shape[1:]
+        input_shape = tuple(input_tensor.shape)[1:]
     input_shape = obtain_input_shape(
         input_shape,
         default_size=default_size,
@@ -247,6 +309,11 @@ class FeatureTaps:
 def check_features(*, features_only, out_indices, include_top, pooling):
     """A ``FeatureTaps`` for the builder; ValueError for arguments that do not
     go together (features come without the classifier and pooling)."""
+    if out_indices is not None and (
+            not isinstance(out_indices, (list, tuple)) or not out_indices
+            or not all(_is_int(i) for i in out_indices)):
+        raise ValueError("`out_indices` must be a list of feature-map indices, e.g. (1, 2, 3). "
+                         f"Received: out_indices={short_repr(out_indices)}")
     if not features_only:
         if out_indices is not None:
             raise ValueError("`out_indices` selects feature maps: pass it with "

@@ -149,6 +149,7 @@ from kerasnets.layers import (
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_positive,
     classifier_top,
     finish_model,
     image_input,
@@ -812,6 +813,7 @@ def IGCV2(
         (None, 1000)
     """
     model_name = "IGCV2"
+    check_positive(alpha, "alpha")
     cfg = check_arguments(model_name, weights=weights, include_top=include_top,
                           classes=classes, pooling=pooling,
                           classifier_activation=classifier_activation)

@@ -63,6 +63,7 @@ from kerasnets.layers import BatchNormalization, ChannelShuffle, GroupConv2D
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_positive,
     classifier_top,
     finish_model,
     image_input,
@@ -304,8 +305,7 @@ def IGCV3(
                           classifier_activation=classifier_activation, options=options)
     features = check_features(features_only=features_only, out_indices=out_indices,
                               include_top=include_top, pooling=pooling)
-    if alpha <= 0:
-        raise ValueError(f"IGCV3: alpha must be positive; received alpha={alpha}.")
+    check_positive(alpha, "alpha")
     img_input = image_input(input_tensor, input_shape, default_size=224, min_size=32,
                             include_top=include_top, weights=weights, require_flatten=True)
     x = preprocessing_layer(img_input, model_name=model_name, weights=weights,

@@ -47,6 +47,9 @@ from kerasnets.layers import BatchNormalization
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_input_shape,
+    check_positive,
+    check_rate,
     finish_model,
     global_pool,
     image_input,
@@ -215,7 +218,7 @@ def depthwise_conv_bn(
 def default_input_size(shape, resolutions):
     """The published resolution that ``shape`` (rows, cols, ...) asks for."""
     if shape is not None:
-        rows, cols = shape[0], shape[1]
+        rows, cols = check_input_shape(shape)[:2]
         if rows == cols and rows in resolutions:
             return rows
     return 224
@@ -375,6 +378,9 @@ def MobileNet(
         >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     model_name = "MobileNet"
+    check_positive(alpha, "alpha")
+    check_positive(depth_multiplier, "depth_multiplier", integer=True)
+    check_rate(dropout, "dropout")
     # The tag and `classes` are checked here; the file for this alpha and
     # input size is picked after keras' checks below.
     cfg = check_arguments(

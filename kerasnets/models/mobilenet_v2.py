@@ -42,6 +42,8 @@ from kerasnets import weights as weights_lib
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_input_tensor,
+    check_positive,
     classifier_top,
     finish_model,
     image_input,
@@ -226,6 +228,7 @@ def MobileNetV2(
         >>> kerasnets.imagenet.decode_predictions(model.predict(x[None]))
     """
     model_name = "MobileNetV2"
+    check_positive(alpha, "alpha")
     # The tag and `classes` are checked here; the file for this alpha and
     # input size is picked after keras' checks below.
     cfg = check_arguments(
@@ -241,6 +244,7 @@ def MobileNetV2(
     pretrained = is_pretrained_tag(weights)
     size_hint = input_shape
     if input_tensor is not None:
+        check_input_tensor(input_tensor)
         _check_input_tensor(input_tensor, input_shape)
         if input_shape is None and keras.backend.is_keras_tensor(input_tensor):
             size_hint = tuple(input_tensor.shape)[1:]

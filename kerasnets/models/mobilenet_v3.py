@@ -42,6 +42,8 @@ from kerasnets.layers import BatchNormalization, hard_sigmoid, hard_swish
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_positive,
+    check_rate,
     finish_model,
     global_pool,
     image_input,
@@ -477,6 +479,8 @@ def MobileNetV3(
     if tag is not None:
         check_pretrained_config(model_name, tag, blocks, last_point_ch, model_type, alpha,
                                 minimalistic)
+    check_positive(alpha, "alpha")
+    check_rate(dropout_rate, "dropout_rate")
     cfg = check_arguments(
         model_name,
         weights=weights,

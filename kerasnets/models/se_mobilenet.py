@@ -21,6 +21,8 @@ from kerasnets.models import mobilenet
 from kerasnets.models.common import (
     check_arguments,
     check_features,
+    check_positive,
+    check_rate,
     finish_model,
     image_input,
     preprocessing_layer,
@@ -97,8 +99,9 @@ def SEMobileNet(
         >>> model.output_shape
         (None, 1000)
     """
-    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
+    check_positive(alpha, "alpha")
+    check_positive(depth_multiplier, "depth_multiplier", integer=True)
+    check_rate(dropout, "dropout")
     if not valid_se_ratio(se_ratio):
         raise ValueError(
             "`se_ratio` must be None (plain MobileNet) or a positive "

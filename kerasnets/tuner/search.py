@@ -12,6 +12,7 @@ import keras
 import keras_tuner
 
 from kerasnets import data, training
+from kerasnets.files import inside, remove
 from kerasnets.training import batchnorm
 from kerasnets.text import parse_assignments
 from kerasnets.tuner.hypermodels import (
@@ -77,6 +78,75 @@ def distributed_role():
     return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] else "worker"
 
 
+# ---------------------------------------------------------- project folder
+
+# What keras-tuner writes in a trial folder: trial.json, build_config.json and
+# the best epoch's checkpoint (checkpoint.weights.h5; "checkpoint*" files
+# under tf.keras).
+_TRIAL_FILES = ("trial.json", "build_config.json")
+
+
+def project_path(directory, project_name):
+    """``directory/project_name``; a ValueError for a project name that leads
+    outside ``directory`` (an absolute path, ".", "..")."""
+    return inside(directory, project_name, what="project_name")
+
+
+def _is_trial_folder(path):
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    return all((name in _TRIAL_FILES or name.startswith("checkpoint"))
+               and os.path.isfile(os.path.join(path, name)) for name in os.listdir(path))
+
+
+def _is_search_file(path):
+    """A file that a search writes at the top of its project: keras-tuner's
+    JSON files (oracle.json, one per tuner id, the settings), the best model
+    and their temporary names. Lock files are left to their owner."""
+    name = os.path.basename(path)
+    if os.path.islink(path) or not os.path.isfile(path):
+        return False
+    return (name.endswith(".json") or name == BEST_MODEL_FILE
+            or (name.startswith("best_model.") and name.endswith(".tmp.keras"))
+            or (name.startswith(f"{SEARCH_FILE}.") and name.endswith(".tmp")))
+
+
+def search_files(project_dir):
+    """The files and trial folders of the search in ``project_dir`` (what
+    ``overwrite`` deletes; its ``kerasnets_search.json`` marker stays). A ValueError, before anything is deleted, for a
+    folder that no kerasnets search wrote (no ``kerasnets_search.json``) or
+    that holds anything else (a training run, a user's notes), naming it."""
+    if not os.path.lexists(project_dir):
+        return []
+    if os.path.islink(project_dir) or not os.path.isdir(project_dir):
+        raise ValueError(f"{project_dir} is not a search's folder (a file or a link): "
+                         "use another project name or directory.")
+    if not os.listdir(project_dir):
+        return []
+    if not os.path.isfile(os.path.join(project_dir, SEARCH_FILE)):
+        raise ValueError(
+            f"{project_dir} was not written by a kerasnets search (it has no {SEARCH_FILE}): "
+            "overwrite deletes only a search's own folder; use another project name or "
+            "directory.")
+    ours, foreign = [], []
+    for name in sorted(os.listdir(project_dir)):
+        path = os.path.join(project_dir, name)
+        if name == SEARCH_FILE or (name.endswith(".lock") and not os.path.isdir(path)):
+            continue  # the marker stays until the new settings replace it
+        if (name.startswith("trial_") and _is_trial_folder(path)) or _is_search_file(path):
+            ours.append(path)
+        else:
+            foreign.append(path)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more"
+                                          if len(foreign) > 3 else "")
+        raise ValueError(
+            f"{project_dir} holds files that are not the search's ({shown}); overwrite deletes "
+            "only a search's own files: move them away, or use another project name or "
+            "directory.")
+    return ours
+
+
 def make_tuner(hypermodel, kind="random", *, directory, project_name, max_trials=None,
                epochs=3, hyperband_factor=3, objective="val_accuracy", seed=None,
                distribution_strategy=None, overwrite=False, executions_per_trial=1,
@@ -85,13 +155,19 @@ def make_tuner(hypermodel, kind="random", *, directory, project_name, max_trials
     or "hyperband" (``max_epochs=epochs``; ``max_trials``, if given, caps its
     trials). Reloads ``directory/project_name`` unless ``overwrite``; a
     reloaded search keeps its trials and continues up to ``max_trials``.
-    ``dtype_policy`` (e.g. "mixed_float16") is set before every build."""
+    ``overwrite`` deletes only a kerasnets search's own files
+    (``search_files``). ``dtype_policy`` (e.g. "mixed_float16") is set before
+    every build."""
     if kind not in TUNERS:
         raise ValueError(f"Unknown tuner {kind!r}: expected one of {', '.join(TUNERS)}.")
     if max_trials is not None and (not _is_int(max_trials) or max_trials < 1):
         raise ValueError(f"max_trials must be a positive integer; received {max_trials!r}.")
+    project_dir = project_path(directory, project_name)
+    if overwrite:  # not keras-tuner's: it deletes whatever the folder holds
+        for path in search_files(project_dir):
+            remove(path)
     common = dict(objective=objective, seed=seed, directory=directory,
-                  project_name=project_name, overwrite=overwrite,
+                  project_name=project_name, overwrite=False,
                   distribution_strategy=distribution_strategy,
                   executions_per_trial=executions_per_trial)
     if kind == "random":
@@ -143,11 +219,38 @@ class SearchResult:
     objective: str
 
 
+def _read_json(path):
+    """A search's JSON file as a dict; a ValueError naming it where it is
+    damaged (a killed write, a full disk, an edit)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+        if isinstance(state, dict):
+            return state
+        error = f"a JSON {type(state).__name__}, not an object"
+    except (OSError, ValueError) as failure:
+        error = " ".join(str(failure).split())
+    raise ValueError(
+        f"{path} is damaged ({error}): the search cannot resume from it; restore the file, "
+        "or start the search over with overwrite (--overwrite).")
+
+
+def _check_resumable(project_dir):
+    """Reads every JSON file that resuming the search in ``project_dir``
+    reloads (its settings, keras-tuner's oracle.json, tuner and trial.json
+    files), so that a damaged one is named before anything runs."""
+    for name in sorted(os.listdir(project_dir)):
+        path = os.path.join(project_dir, name)
+        if name.endswith(".json") and os.path.isfile(path):
+            _read_json(path)
+        elif name.startswith("trial_") and os.path.isfile(os.path.join(path, "trial.json")):
+            _read_json(os.path.join(path, "trial.json"))
+
+
 def _check_search_file(project_dir, settings, overwrite, role):
     path = os.path.join(project_dir, SEARCH_FILE)
     if os.path.exists(path) and not overwrite:
-        with open(path) as f:
-            previous = json.load(f)
+        previous = _read_json(path)
         keys = ("hypermodel", "families", "classes", "input_shape", "weights", "backbone",
                 "backbones", "dataset", "tuner")
         changed = [k for k in keys if previous.get(k) != settings.get(k)]
@@ -242,8 +345,10 @@ def search(
             CPUs) or a policy name.
         seed: seeds the oracle, the input pipeline and Keras.
         data_dir, try_gcs, cache: see ``kerasnets.data.load``.
-        overwrite: start over, deleting ``directory/project_name`` (in a
-            distributed search, the chief's does; workers' is ignored).
+        overwrite: start over, deleting the search's own files in
+            ``directory/project_name`` (``search_files``: a folder that no
+            kerasnets search wrote, or that holds other files, is refused;
+            in a distributed search, the chief's does; workers' is ignored).
         callbacks: Keras callbacks for every trial (deep-copyable).
         verbose: of ``model.fit``, and of the tuner's progress display.
 
@@ -268,6 +373,13 @@ def search(
         if value is not None and (not _is_int(value) or value < 1):
             raise ValueError(f"{arg} must be a positive integer; received {value!r}.")
     role = distributed_role()
+    if role == "worker":
+        overwrite = False  # only the chief starts a distributed search over
+    project_dir = project_path(directory, project_name)
+    if overwrite:
+        search_files(project_dir)  # refuses another folder before anything changes
+    elif os.path.isdir(project_dir):
+        _check_resumable(project_dir)
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = training.get_strategy(strategy, tpu=tpu)
     if seed is not None:
@@ -325,9 +437,6 @@ def search(
         *callbacks]
 
     policy = training.requested_policy(mixed_precision, strategy)
-    if role == "worker":
-        overwrite = False  # only the chief starts a distributed search over
-    project_dir = os.path.join(os.fspath(directory), project_name)
     settings = dict(hypermodel.describe(), dataset=dataset, tuner=tuner,
                     train_split=train_split, val_split=val_split, image_size=image_size)
     _check_search_file(project_dir, settings, overwrite, role)
@@ -343,8 +452,6 @@ def search(
             objective=objective, seed=seed, overwrite=overwrite,
             executions_per_trial=executions_per_trial, dtype_policy=policy,
             distribution_strategy=None if default_strategy else strategy)
-        if overwrite:  # the tuner deleted the project folder with the settings file
-            _check_search_file(project_dir, settings, False, role)
         with warnings.catch_warnings():
             # Checkpoints hold optimizer variables; models rebuilt to load
             # them (Hyperband's continued trials) start a new optimizer.
