@@ -171,6 +171,8 @@ class TrainConfig:
         if self.weights is not None:
             self.weights = os.fspath(self.weights)
         self.output = os.fspath(self.output)
+        if not self.output:
+            raise ValueError("output must name a folder for the run; received ''.")
         _check("epochs", self.epochs, minimum=1)
         _check("batch_size", self.batch_size, minimum=1)
         _check("image_size", self.image_size, minimum=1)
