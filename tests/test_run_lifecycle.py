@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from kerasnets import cli, training
-from kerasnets.files import partial_path, remove_stale_partials, write_atomically
+from kerasnets.files import partial_path, remove_stale_partials
 from kerasnets.training import rundir
 from tests.imagefolders import make_image_folder
 from tests.test_faults import FailAt, one_line, run_cli, snapshot
@@ -271,6 +271,8 @@ def test_output_that_is_empty_or_a_file_is_one_clear_line(colours, tmp_path, cap
 
 
 def test_temporaries_of_long_names_stay_within_name_max(tmp_path):
+    from kerasnets.files import write_atomically
+
     path = tmp_path / ("m" * 240 + ".weights.h5")
     temporary = partial_path(path, ".weights.h5")
     assert len(os.path.basename(temporary)) < 160

@@ -4,6 +4,7 @@ weights file is written whole or not at all (a temporary, renamed): a kill or
 a full disk keeps the previous one."""
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -98,11 +99,33 @@ def save_weights(model, path):
 
 
 def _save_weights_to(model, path):
+    _check_space(model, path)
     try:
         model.save_weights(path)
     except BaseException:
         _close_h5(path)  # Keras leaves it open: h5py would fail again at exit
         raise
+
+
+def _check_space(model, path):
+    """Raises ENOSPC before HDF5 writes a weights file the disk cannot hold
+    (HDF5 meets a full disk badly: errors at every object it frees, then a
+    crash)."""
+    import numpy as np
+
+    if not hasattr(os, "statvfs"):
+        return
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", None) or [])
+    need = 65536
+    for variable in variables:
+        try:
+            itemsize = np.dtype(str(variable.dtype)).itemsize
+        except TypeError:  # bfloat16
+            itemsize = 2
+        need += int(np.prod(variable.shape)) * itemsize + 2048  # and its HDF5 headers
+    stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    if stat.f_bavail * stat.f_frsize < need:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
 
 def _close_h5(path):
