@@ -57,6 +57,7 @@ def partials(folder):
 # ------------------------------------------------- case 2: continuation
 
 
+@pytest.mark.heavy
 def test_continuation_killed_before_its_first_backup_resumes_where_it_stopped(
         colours, tmp_path):
     output = str(tmp_path / "run")
@@ -138,7 +139,7 @@ def test_full_disk_while_checkpointing_keeps_the_last_good_one_and_resumes(
     assert epochs_in_history(output) == ["0", "1", "2"]
 
 
-@pytest.mark.parametrize("fault", ["kill", "full disk"])
+@pytest.mark.parametrize("fault", ["kill", pytest.param("full disk", marks=pytest.mark.heavy)])
 def test_fault_while_saving_model_keras_is_finished_by_the_rerun(
         colours, tmp_path, monkeypatch, fault):
     output = str(tmp_path / "run")
@@ -182,7 +183,7 @@ def test_fault_while_saving_model_keras_is_finished_by_the_rerun(
 
 def hold_lock(folder, pid, host=None):
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, rundir.LOCK_FILE), "w") as f:
+    with open(os.path.join(folder, ".lock"), "w") as f:
         json.dump({"pid": pid, "host": host or socket.gethostname()}, f)
 
 
@@ -215,7 +216,7 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path):
     folder = str(tmp_path / "run")
     hold_lock(folder, dead_pid())  # a killed run's
     with rundir.locked(folder):
-        holder = json.load(open(os.path.join(folder, rundir.LOCK_FILE)))
+        holder = json.load(open(os.path.join(folder, ".lock")))
         assert holder == {"pid": os.getpid(), "host": socket.gethostname()}
         assert rundir.state(folder) == "locked"
         with pytest.raises(rundir.RunLocked):  # not even by the same process
@@ -223,7 +224,7 @@ def test_a_stale_lock_is_taken_over_and_released(tmp_path):
                 pass
     assert os.listdir(folder) == [] and rundir.state(folder) == "new"
     hold_lock(folder, os.getpid())
-    open(os.path.join(folder, rundir.LOCK_FILE), "w").write("")  # killed while taking it
+    open(os.path.join(folder, ".lock"), "w").write("")  # killed while taking it
     with rundir.locked(folder):
         pass
 
@@ -234,7 +235,7 @@ def test_a_project_searched_by_another_process_is_refused(colours, tmp_path):
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         hold_lock(str(tmp_path / "search"), sleeper.pid)
-        os.rename(tmp_path / "search" / rundir.LOCK_FILE, tmp_path / "search" / ".proj.lock")
+        os.rename(tmp_path / "search" / ".lock", tmp_path / "search" / ".proj.lock")
         with pytest.raises(rundir.RunLocked, match=f"process {sleeper.pid}"):
             search("mobilenet", colours, directory=str(tmp_path / "search"),
                    project_name="proj", image_size=32, batch_size=8, strategy="cpu")
@@ -248,12 +249,18 @@ def test_a_project_searched_by_another_process_is_refused(colours, tmp_path):
 
 
 def test_failed_train_leaves_no_folder_it_created(tmp_path, capsys):
-    output = tmp_path / "new" / "run"
-    code, _, err = run_cli(capsys, "train", "--model", MODEL, "--dataset",
-                           f"folder:{tmp_path / 'missing'}", "--strategy", "cpu",
-                           "--model-arg", "depth=7", "--model-arg", "growth_rate=4",
-                           "--output", output)
+    images = tmp_path / "images"
+    make_image_folder(str(images), per_class=2, classes=((200, 0, 0), (0, 200, 0)))
+    for image in images.glob("*/*.png"):
+        image.write_bytes(b"\x89PNG broken")
+    common = ("train", "--model", MODEL, "--model-arg", "depth=7", "--model-arg",
+              "growth_rate=4", "--image-size", "32", "--batch-size", "2", "--strategy",
+              "cpu", "--val-split", "none", "--output", tmp_path / "new" / "run", "--dataset")
+    code, _, err = run_cli(capsys, *common, f"folder:{tmp_path / 'missing'}")
     assert code == 1 and "does not exist" in one_line(err)
+    assert not (tmp_path / "new").exists()
+    code, _, err = run_cli(capsys, *common, f"folder:{images}")  # fails in the first step
+    assert code == 1 and "cannot be decoded" in err.strip().splitlines()[-1]
     assert not (tmp_path / "new").exists()
 
 
@@ -284,6 +291,7 @@ def test_temporaries_of_long_names_stay_within_name_max(tmp_path):
     assert remove_stale_partials(path) == [str(dead)]
 
 
+@pytest.mark.heavy
 def test_run_with_a_long_output_name_and_old_leftovers(colours, tmp_path):
     output = str(tmp_path / ("r" * 230))
     with pytest.raises(KeyboardInterrupt):

@@ -42,8 +42,13 @@ import json
 import os
 import socket
 
-from kerasnets.files import WriteError, pid_alive, remove, remove_stale_partials, \
-    write_atomically
+from kerasnets.files import (
+    WriteError,
+    pid_alive,
+    remove,
+    remove_stale_partials,
+    write_atomically,
+)
 from kerasnets.training.callbacks import (
     BACKUP_DIR,
     BEST_CHECKPOINT,
