@@ -4,6 +4,7 @@ finished or checkpointed, two processes on one folder, and the leftovers and
 names around them. The states and steps: kerasnets/training/rundir.py."""
 
 import errno
+import gc
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from kerasnets import cli, training
+from kerasnets import training
 from kerasnets.files import partial_path, remove_stale_partials
 from kerasnets.training import rundir
 from tests.imagefolders import make_image_folder
@@ -130,13 +131,28 @@ def test_full_disk_while_checkpointing_keeps_the_last_good_one_and_resumes(
     assert open(last, "rb").read() == full.kept  # the epoch-1 checkpoint, whole
     assert epochs_in_history(output) == ["0", "1"]  # epoch 2's row is kept
     assert partials(output) == []
-    import gc
-
     gc.collect()  # no h5py complaints about a file left open
     assert "Exception ignored" not in capfd.readouterr().err
     result = training.train(MODEL, colours, output=output, **dict(RECIPE, epochs=3))
     assert result.status == "resumed" and len(result.history["loss"]) == 1
     assert epochs_in_history(output) == ["0", "1", "2"]
+
+
+def test_a_disk_too_full_for_a_checkpoint_is_refused_before_hdf5_writes(tmp_path,
+                                                                         monkeypatch):
+    from kerasnets.files import WriteError
+    from kerasnets.training.callbacks import save_weights
+    from tests.weights.test_loading import tiny_builder
+
+    path = tmp_path / "last.weights.h5"
+    path.write_bytes(b"the previous checkpoint")
+    opened = []
+    monkeypatch.setattr(h5py, "File", lambda *a, **k: opened.append(a) or 1 / 0)
+    monkeypatch.setattr(os, "statvfs", lambda p: os.statvfs_result((4096,) * 2 + (0,) * 8))
+    with pytest.raises(WriteError, match="No space left on device"):
+        save_weights(tiny_builder(), str(path))
+    assert opened == [] and path.read_bytes() == b"the previous checkpoint"
+    assert os.listdir(tmp_path) == ["last.weights.h5"]
 
 
 @pytest.mark.parametrize("fault", ["kill", pytest.param("full disk", marks=pytest.mark.heavy)])
