@@ -115,7 +115,8 @@ def _check_space(model, path):
 
     if not hasattr(os, "statvfs"):
         return
-    variables = list(model.weights) + list(getattr(model.optimizer, "variables", None) or [])
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.weights) + list(getattr(optimizer, "variables", None) or [])
     need = 65536
     for variable in variables:
         try:
