@@ -5,8 +5,8 @@ One recipe, two doors: ``kerasnets train`` on the command line and
 
 The settings of a run are one ``TrainConfig``. Modules: ``distribute``
 (strategies, devices, mixed precision), ``recipe`` (model, optimizer,
-schedule, loss: shared with the tuner), ``callbacks``, ``rundir`` (what a
-rerun may do with an output directory), ``run`` (``train``), ``evaluate``.
+schedule, loss: shared with the tuner), ``callbacks``, ``rundir`` (a run
+folder's lifecycle: its states and the steps between them), ``run`` (``train``), ``evaluate``.
 
 1. pick a ``tf.distribute`` strategy (``get_strategy``): one device, several
    GPUs (MirroredStrategy), several machines (MultiWorkerMirroredStrategy
@@ -62,7 +62,7 @@ from kerasnets.training.recipe import (  # noqa: F401
     make_optimizer,
     use_synchronized_batch_norm,
 )
-from kerasnets.training.rundir import RunConflict  # noqa: F401
+from kerasnets.training.rundir import RunConflict, RunLocked  # noqa: F401
 from kerasnets.training.run import (  # noqa: F401
     CONFIG_FILE,
     MODEL_FILE,
@@ -77,6 +77,7 @@ from kerasnets.training.run import (  # noqa: F401
 __all__ = [
     "Evaluation",
     "RunConflict",
+    "RunLocked",
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",

@@ -1,9 +1,16 @@
 """The callbacks of a training run, all writing into its directory: backup
-(resume), last/best checkpoints, CSV history and training curves."""
+(resume), last/best checkpoints, CSV history and training curves. Every
+weights file is written whole or not at all (a temporary, renamed): a kill or
+a full disk keeps the previous one."""
 
+import contextlib
+import errno
+import json
 import math
 import os
 import warnings
+
+from kerasnets.files import write_atomically
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "training_curves.png"
@@ -57,9 +64,7 @@ def plot_history(history, path, title=None):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    tmp = f"{path}.tmp.png"
-    figure.savefig(tmp)
-    os.replace(tmp, path)
+    write_atomically(path, figure.savefig, ".png")
     return path
 
 
@@ -84,6 +89,120 @@ def _curves_callback(csv_path, png_path, title):
                     warnings.warn(f"Could not draw {png_path}: {error}", stacklevel=2)
 
     return TrainingCurves()
+
+
+def save_weights(model, path):
+    """``model.save_weights(path)`` (with the optimizer's state), whole or not
+    at all: a failed write raises ``WriteError`` and keeps the previous file."""
+    write_atomically(path, lambda temporary: _save_weights_to(model, temporary),
+                     ".weights.h5")
+
+
+def _save_weights_to(model, path):
+    _check_space(model, path)
+    try:
+        model.save_weights(path)
+    except BaseException:
+        _close_h5(path)  # Keras leaves it open: h5py would fail again at exit
+        raise
+
+
+def _check_space(model, path):
+    """Raises ENOSPC before HDF5 writes a weights file the disk cannot hold
+    (HDF5 meets a full disk badly: errors at every object it frees, then a
+    crash)."""
+    import numpy as np
+
+    if not hasattr(os, "statvfs"):
+        return
+    optimizer = getattr(model, "optimizer", None)
+    variables = list(model.weights) + list(getattr(optimizer, "variables", None) or [])
+    need = 65536
+    for variable in variables:
+        try:
+            itemsize = np.dtype(str(variable.dtype)).itemsize
+        except TypeError:  # bfloat16
+            itemsize = 2
+        need += int(np.prod(variable.shape)) * itemsize + 2048  # and its HDF5 headers
+    stat = os.statvfs(os.path.dirname(os.path.abspath(path)))
+    if stat.f_bavail * stat.f_frsize < need:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+def _close_h5(path):
+    import h5py
+
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        with contextlib.suppress(Exception):
+            if os.fsdecode(file_id.name) == path:
+                file_id.close()
+
+
+def _checkpoint(path, monitor=None):
+    import keras
+
+    class Checkpoint(keras.callbacks.Callback):
+        """Saves the weights at every epoch's end (with ``monitor``: when it
+        is the highest yet), like ``ModelCheckpoint`` but whole or not at
+        all."""
+
+        def __init__(self):
+            super().__init__()
+            self.best = -math.inf
+
+        def on_epoch_end(self, epoch, logs=None):
+            if monitor is not None:
+                value = (logs or {}).get(monitor)
+                if value is None or not value > self.best:
+                    return
+                self.best = value
+            save_weights(self.model, path)
+
+    return Checkpoint()
+
+
+def _backup(directory, save_freq):
+    import keras
+
+    class Backup(keras.callbacks.BackupAndRestore):
+        """``BackupAndRestore`` writing whole files: the new backup goes into a
+        temporary; the previous one becomes ``.bkp`` (a hard link, no extra
+        space) only once the new one is complete. It is kept when training
+        ends: the run removes it once ``model.keras`` is written."""
+
+        def _save_model(self):
+            os.makedirs(self.backup_dir, exist_ok=True)
+            pairs = ((self._weights_path, self._prev_weights_path),
+                     (self._training_metadata_path, self._prev_training_metadata_path))
+
+            def write(temporary):
+                _save_weights_to(self.model, temporary)
+                for current, previous in pairs:
+                    if os.path.exists(current):
+                        write_atomically(previous, lambda t, c=current: _link(c, t))
+
+            write_atomically(self._weights_path, write, ".weights.h5")
+            metadata = json.dumps({"epoch": self._current_epoch,
+                                   "batch": self._last_batch_seen})
+            write_atomically(self._training_metadata_path,
+                             lambda t: _write_text(t, metadata))
+
+    return Backup(directory, save_freq=save_freq, double_checkpoint=True,
+                  delete_checkpoint=False)
+
+
+def _link(source, target):
+    try:
+        os.link(source, target)
+    except OSError:  # no hard links here: a copy
+        import shutil
+
+        shutil.copyfile(source, target)
+
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 class NonFiniteLoss(ArithmeticError):
@@ -131,33 +250,33 @@ def _finite_guard(check_every):
 
 def make_callbacks(directory, *, backup_every="epoch", validation=True, title=None,
                    plot=True, batch_norm=None):
-    """The recipe's callbacks, all writing under ``directory``: first a guard
-    that stops at a non-finite loss before anything is saved from it, then
+    """The recipe's callbacks, all writing under ``directory``, in this order:
+    a guard that stops at a non-finite loss before anything is saved from it,
     ``batch_norm`` (``batchnorm.precise_batch_norm``: the statistics every
-    validation and save sees), the backup (resume), the last/best
-    checkpoints, the CSV history and the curves."""
-    import keras
-
+    validation and save sees), the CSV history (an epoch's row is written
+    before anything else can fail), the backup (resume), the last/best
+    checkpoints and the curves. A rerun resumes from the backup and drops the
+    history rows after it, so the history stays whole whichever write fails."""
     checkpoints = os.path.join(directory, "checkpoints")
     os.makedirs(checkpoints, exist_ok=True)
+    csv_path = os.path.join(directory, HISTORY_FILE)
     callbacks = [
         _finite_guard(backup_every if isinstance(backup_every, int) else None),
         *([batch_norm] if batch_norm is not None else []),
-        # Before the checkpoints, so that it has saved before anything else
-        # reacts to an epoch; the previous backup is kept (``.bkp``) in case
-        # the latest is damaged.
-        keras.callbacks.BackupAndRestore(os.path.join(directory, BACKUP_DIR),
-                                         save_freq=backup_every, double_checkpoint=True),
-        keras.callbacks.ModelCheckpoint(os.path.join(checkpoints, LAST_CHECKPOINT),
-                                        save_weights_only=True),
+        _history_logger(csv_path),
+        _backup(os.path.join(directory, BACKUP_DIR), backup_every),
+        _checkpoint(os.path.join(checkpoints, LAST_CHECKPOINT)),
     ]
     if validation:
-        callbacks.append(keras.callbacks.ModelCheckpoint(
-            os.path.join(checkpoints, BEST_CHECKPOINT), save_weights_only=True,
-            monitor="val_accuracy", mode="max", save_best_only=True))
-    csv_path = os.path.join(directory, HISTORY_FILE)
-    callbacks.append(keras.callbacks.CSVLogger(csv_path, append=True))
+        callbacks.append(_checkpoint(os.path.join(checkpoints, BEST_CHECKPOINT),
+                                     monitor="val_accuracy"))
     if plot:
         callbacks.append(_curves_callback(csv_path, os.path.join(directory, CURVES_FILE),
                                           title))
     return callbacks
+
+
+def _history_logger(path):
+    import keras
+
+    return keras.callbacks.CSVLogger(path, append=True)

@@ -7,7 +7,6 @@ import os
 import shutil
 from typing import Optional
 
-from kerasnets.files import partial_path, remove
 from kerasnets.training import batchnorm, rundir
 from kerasnets.training.callbacks import HISTORY_FILE, NonFiniteLoss, make_callbacks
 from kerasnets.training.distribute import (
@@ -164,6 +163,8 @@ class TrainConfig:
         if self.weights is not None:
             self.weights = os.fspath(self.weights)
         self.output = os.fspath(self.output)
+        if not self.output:
+            raise ValueError("output must name a folder for the run; received ''.")
         _check("epochs", self.epochs, minimum=1)
         _check("batch_size", self.batch_size, minimum=1)
         _check("image_size", self.image_size, minimum=1)
@@ -320,8 +321,10 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     run resumes from its backup; a finished run is left as it is (a larger
     ``epochs`` continues it); other settings are refused before anything is
     changed, naming the differences, unless ``overwrite=True`` (start over).
+    A second call on an output in use is refused at once (``RunLocked``).
     A non-finite loss stops training with ``TrainingDiverged``; no
-    checkpoint, backup or model is written from a non-finite state.
+    checkpoint, backup or model is written from a non-finite state. The
+    run's states and steps: ``kerasnets.training.rundir``.
 
     Args:
         model: a ``TrainConfig``, or its ``model`` (then ``dataset``,
@@ -344,57 +347,127 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
 
     builder = get_builder(config.model)
     model_name = builder.__name__
-    seed, output = config.seed, config.output
-    run_settings = config.settings()
-    run_settings["model"] = model_name
-    # What this call may do with the directory: decided before anything is
-    # written (a conflicting run raises here).
-    action, previous = rundir.plan(output, run_settings, overwrite)
-    if action == "complete":
-        path = os.path.join(output, MODEL_FILE)
-        net = load_model_file(path)
-        prep = rundir_preprocessing(previous)
-        return TrainResult(net, _history(output), output, path, None, prep, "complete")
-
+    output = config.output
+    run_settings = dict(config.settings(), model=model_name)
     strategy = config.strategy
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=config.tpu)
     strategy = keras_compatible(strategy)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
     chief = is_chief(strategy)
     directory = write_dir(output, strategy)
 
-    dataset, weights, batch_size = config.dataset, config.weights, config.batch_size
+    with rundir.locked(directory):  # new/any -> locked, or refused naming the holder
+        # What this call may do with the directory: decided before anything is
+        # written (a conflicting run raises here).
+        action, previous = rundir.plan(output, run_settings, overwrite)
+        if action == "complete":
+            path = os.path.join(output, MODEL_FILE)
+            prep = rundir_preprocessing(previous)
+            return TrainResult(load_model_file(path), _history(output), output, path, None,
+                               prep, "complete")
+        if config.seed is not None:
+            keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        if preprocessing is None:
+            preprocessing = data.preprocessing_for(model_name, config.weights,
+                                                   options=config.model_kwargs)
+        inputs = _inputs(config, strategy, data.get_preprocessing(preprocessing), chief)
+        if chief and verbose:
+            print(config.recipe(inputs.train_split, inputs.val_split, inputs.steps_per_epoch)
+                  + (" (held out: the dataset has no validation split)"
+                     if inputs.held_out else ""), flush=True)
+        net, policy = _compiled_model(config, builder, strategy, inputs)
+        lr = config.lr if config.lr is not None else default_learning_rate(
+            config.optimizer, config.batch_size)
+        run_config = _run_config(config, model_name, inputs, lr, policy, strategy,
+                                 run_settings, previous if action != "new" else None)
+
+        # The first change to the directory: everything above has been checked.
+        if not chief:
+            _take_chief_backup(output, directory)
+        point = rundir.start(directory, action, previous, run_config,
+                             overwrite=overwrite and chief, output=output)  # -> running
+        with strategy.scope():
+            initial_epoch = _restore(net, point)
+        try:
+            history = net.fit(
+                inputs.train,
+                epochs=config.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=inputs.steps_per_epoch,
+                validation_data=inputs.val,
+                validation_steps=inputs.validation_steps,
+                callbacks=make_callbacks(directory, backup_every=config.backup_every,
+                                         batch_norm=batchnorm.precise_batch_norm(
+                                             inputs.statistics, batchnorm.steps_for(
+                                                 config.batch_size, inputs.steps_per_epoch),
+                                             strategy),
+                                         validation=inputs.val is not None,
+                                         title=f"{model_name} on {config.dataset}",
+                                         plot=chief) + list(callbacks),
+                shuffle=False,  # the pipeline shuffles
+                verbose=verbose,
+            )
+            rundir.finish(directory, run_config, net.save)  # -> finishing -> complete
+        except NonFiniteLoss as failure:
+            rundir.diverge(directory, run_config, failure)  # -> diverged
+            raise TrainingDiverged(_diverged_message(failure, output, lr)) from None
+        except OSError as error:  # a full disk: every file is still whole
+            raise rundir.stopped(error, output) from None
+        except BaseException as error:
+            if action == "new":
+                rundir.abandon(directory)  # nothing of value: -> new
+            if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.UnknownError)):
+                # A file the pipeline could not decode: name it (folder datasets).
+                for split in filter(None, (inputs.train_split, inputs.val_split)):
+                    data.check_images(config.dataset, split)
+            raise
+    model_path = os.path.join(directory, MODEL_FILE)
+    if not chief:
+        shutil.rmtree(directory, ignore_errors=True)
+        model_path = os.path.join(output, MODEL_FILE)
+    status = {"new": "trained", "resume": "resumed", "continue": "continued"}[action]
+    return TrainResult(net, dict(history.history), output, model_path, strategy,
+                       inputs.preprocessing, status)
+
+
+@dataclasses.dataclass
+class _Inputs:
+    preprocessing: object
+    info: object
+    train_split: str
+    val_split: Optional[str]
+    held_out: bool  # the validation images are the training split's last part
+    steps_per_epoch: int
+    validation_steps: Optional[int]
+    train: object
+    val: object
+    statistics: object  # training images, evaluation transform (precise BN)
+
+
+def _inputs(config, strategy, preprocessing, chief):
+    """The input pipelines of a run and their step counts."""
+    from kerasnets import data
+
+    dataset, batch_size = config.dataset, config.batch_size
     data_dir, try_gcs = config.data_dir, config.try_gcs
-    if preprocessing is None:
-        preprocessing = data.preprocessing_for(model_name, weights,
-                                               options=config.model_kwargs)
-    preprocessing = data.get_preprocessing(preprocessing)
     info = data.info(dataset, config.train_split, data_dir, try_gcs)
     train_split, val_split, held_out = data.validation_splits(
         dataset, config.train_split, config.val_split, data_dir, try_gcs)
-    kind = device_kind(strategy)
-    replicas = strategy.num_replicas_in_sync
     multi_worker = task(strategy)[0] is not None
     steps_per_epoch, validation_steps = config.steps_per_epoch, config.validation_steps
     if steps_per_epoch is None:
         n = count_examples(dataset, train_split, data_dir, try_gcs)
         steps_per_epoch = max(1, n // batch_size)
-    if val_split and validation_steps is None and (multi_worker or kind == "tpu"):
+    if val_split and validation_steps is None and (
+            multi_worker or device_kind(strategy) == "tpu"):
         # Equal, static steps on every worker: drop the last partial batch.
         n_val = count_examples(dataset, val_split, data_dir, try_gcs)
         validation_steps = max(1, n_val // batch_size)
-    if chief and verbose:
-        print(config.recipe(train_split, val_split, steps_per_epoch)
-              + (" (held out: the dataset has no validation split)" if held_out else ""),
-              flush=True)
-
     common = dict(image_size=config.image_size, batch_size=batch_size,
-                  preprocessing=preprocessing, data_dir=data_dir, try_gcs=try_gcs, seed=seed,
-                  deterministic=config.deterministic, cache=config.cache,
+                  preprocessing=preprocessing, data_dir=data_dir, try_gcs=try_gcs,
+                  seed=config.seed, deterministic=config.deterministic, cache=config.cache,
                   num_classes=info.num_classes, one_hot=True, strategy=strategy,
                   skip_unreadable=config.skip_unreadable)
     train_ds = data.load(dataset, train_split, training=True, flip=config.flip,
@@ -409,108 +482,71 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         val_ds = data.load(dataset, val_split, training=False,
                            repeat=validation_steps is not None,
                            drop_remainder=validation_steps is not None, **common)
+    return _Inputs(preprocessing, info, train_split, val_split, held_out, steps_per_epoch,
+                   validation_steps, train_ds, val_ds, statistics_ds)
 
-    # The first change to the directory: everything above has been checked.
-    if overwrite and chief:
-        rundir.clear(output)
-    os.makedirs(directory, exist_ok=True)
-    if not chief:
-        _take_chief_backup(output, directory)
-    resume_from = rundir.check_backup(directory) if action == "resume" else None
 
+def _compiled_model(config, builder, strategy, inputs):
+    """The compiled model under the strategy and precision policy (not yet
+    restored), and the policy's name."""
+    import keras
+
+    replicas = strategy.num_replicas_in_sync
+    steps = inputs.steps_per_epoch
     policy = requested_policy(config.mixed_precision, strategy)
     previous_policy = keras.config.dtype_policy()
     try:
         if policy:
             keras.config.set_dtype_policy(policy)
         with strategy.scope():
-            net = build_model(builder, info.num_classes, config.image_size, weights=weights,
-                              freeze_backbone=config.freeze_backbone, dropout=config.dropout,
-                              **config.model_kwargs)
+            net = build_model(builder, inputs.info.num_classes, config.image_size,
+                              weights=config.weights, freeze_backbone=config.freeze_backbone,
+                              dropout=config.dropout, **config.model_kwargs)
             sync_batch_norm = config.sync_batch_norm
             if sync_batch_norm is None:
                 sync_batch_norm = replicas > 1
             if sync_batch_norm and replicas > 1:
                 use_synchronized_batch_norm(net)
             compile_model(
-                net, optimizer=config.optimizer, lr=config.lr, batch_size=batch_size,
-                schedule=config.schedule, total_steps=config.epochs * steps_per_epoch,
-                warmup_steps=int(config.warmup_epochs * steps_per_epoch),
+                net, optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+                schedule=config.schedule, total_steps=config.epochs * steps,
+                warmup_steps=int(config.warmup_epochs * steps),
                 weight_decay=config.weight_decay, momentum=config.momentum,
                 label_smoothing=config.label_smoothing,
-                steps_per_execution=min(32, steps_per_epoch) if kind == "tpu" else 1,
+                steps_per_execution=min(32, steps) if device_kind(strategy) == "tpu" else 1,
             )
-            initial_epoch = 0
-            if action == "continue":
-                _restore_finished(net, os.path.join(output, MODEL_FILE))
-                initial_epoch = previous["completed_epochs"]
-            elif resume_from is not None:
-                net.optimizer.build(net.trainable_variables)
-                net.load_weights(resume_from[0])
-                initial_epoch = resume_from[1]
     finally:
         keras.config.set_dtype_policy(previous_policy)
+    return net, policy
 
-    lr = config.lr if config.lr is not None else default_learning_rate(config.optimizer,
-                                                                       batch_size)
-    run_config = dict(
-        model=model_name, model_kwargs=config.model_kwargs, dataset=dataset,
-        weights=weights, epochs=config.epochs, batch_size=batch_size,
+
+def _restore(net, point):
+    """Loads the state ``rundir.start`` chose into ``net``; returns the epoch
+    training goes on from (a backup: Keras' ``BackupAndRestore`` loads it)."""
+    source, path, epoch = point
+    if source == "model":
+        _restore_finished(net, path)
+    elif source == "checkpoint":
+        net.optimizer.build(net.trainable_variables)
+        net.load_weights(path)
+    return epoch if source in ("model", "checkpoint") else 0
+
+
+def _run_config(config, model_name, inputs, lr, policy, strategy, run_settings, previous):
+    """``config.json``: what the run is (its status is the lifecycle's)."""
+    return dict(
+        model=model_name, model_kwargs=config.model_kwargs, dataset=config.dataset,
+        weights=config.weights, epochs=config.epochs, batch_size=config.batch_size,
         image_size=config.image_size, optimizer=config.optimizer, lr=lr,
         schedule=config.schedule, label_smoothing=config.label_smoothing,
-        mixed_precision=policy, strategy=type(strategy).__name__, replicas=replicas,
-        freeze_backbone=config.freeze_backbone, train_split=train_split,
-        val_split=val_split, num_classes=info.num_classes,
-        class_names=list(info.class_names), preprocessing=dataclasses.asdict(preprocessing),
-        seed=seed, steps_per_epoch=steps_per_epoch, settings=run_settings,
-        status="running",
-        completed_epochs=(previous or {}).get("completed_epochs", 0) if action != "new" else 0,
+        mixed_precision=policy, strategy=type(strategy).__name__,
+        replicas=strategy.num_replicas_in_sync, freeze_backbone=config.freeze_backbone,
+        train_split=inputs.train_split, val_split=inputs.val_split,
+        num_classes=inputs.info.num_classes, class_names=list(inputs.info.class_names),
+        preprocessing=dataclasses.asdict(inputs.preprocessing), seed=config.seed,
+        steps_per_epoch=inputs.steps_per_epoch, settings=run_settings, status="running",
+        completed_epochs=(previous or {}).get("completed_epochs", 0),
     )
-    rundir.write_config(directory, run_config)
-
-    try:
-        history = net.fit(
-            train_ds,
-            epochs=config.epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=val_ds,
-            validation_steps=validation_steps,
-            callbacks=make_callbacks(directory, backup_every=config.backup_every,
-                                     batch_norm=batchnorm.precise_batch_norm(
-                                         statistics_ds,
-                                         batchnorm.steps_for(batch_size, steps_per_epoch),
-                                         strategy),
-                                     validation=val_ds is not None,
-                                     title=f"{model_name} on {dataset}",
-                                     plot=chief) + list(callbacks),
-            shuffle=False,  # the pipeline shuffles
-            verbose=verbose,
-        )
-    except NonFiniteLoss as failure:
-        run_config.update(status="diverged", failure=str(failure))
-        rundir.write_config(directory, run_config)
-        raise TrainingDiverged(_diverged_message(failure, output, lr)) from None
-    except (tf.errors.InvalidArgumentError, tf.errors.UnknownError):
-        # A file the pipeline could not decode: name it (folder datasets).
-        for split in filter(None, (train_split, val_split)):
-            data.check_images(dataset, split)
-        raise
-    model_path = os.path.join(directory, MODEL_FILE)
-    temporary = partial_path(model_path, ".keras")
-    try:
-        net.save(temporary)
-        os.replace(temporary, model_path)
-    finally:
-        remove(temporary)
-    run_config.update(status="complete", completed_epochs=config.epochs)
-    rundir.write_config(directory, run_config)
-    if not chief:
-        shutil.rmtree(directory, ignore_errors=True)
-        model_path = os.path.join(output, MODEL_FILE)
-    status = {"new": "trained", "resume": "resumed", "continue": "continued"}[action]
-    return TrainResult(net, dict(history.history), output, model_path, strategy,
-                       preprocessing, status)
 
 
 def rundir_preprocessing(config):

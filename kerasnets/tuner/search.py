@@ -1,7 +1,9 @@
 """Running a search: the tuners, ``search`` (data, strategy, resume, best model)
 and the tables that report it."""
 
+import contextlib
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -12,9 +14,9 @@ import keras
 import keras_tuner
 
 from kerasnets import data, training
-from kerasnets.files import inside, remove
-from kerasnets.training import batchnorm
+from kerasnets.files import inside, remove, remove_stale_partials, write_atomically
 from kerasnets.text import parse_assignments
+from kerasnets.training import batchnorm, rundir
 from kerasnets.tuner.hypermodels import (
     BEST_MODEL_FILE,
     SEARCH_FILE,
@@ -270,6 +272,23 @@ def _check_search_file(project_dir, settings, overwrite, role):
     os.replace(tmp, path)
 
 
+def _locked(search_function):
+    """A search holds its project's lock (``DIRECTORY/.PROJECT.lock``) while
+    it runs: a second search of the project is refused at once, naming the
+    first; the workers of a distributed search share the chief's."""
+
+    @functools.wraps(search_function)
+    def locked_search(*args, directory, project_name="kerasnets", **kwargs):
+        lock = (contextlib.nullcontext() if distributed_role() == "worker" else
+                rundir.locked(os.fspath(directory), f".{project_name}.lock"))
+        with lock:
+            return search_function(*args, directory=directory, project_name=project_name,
+                                   **kwargs)
+
+    return locked_search
+
+
+@_locked
 def search(
     hypermodel,
     dataset,
@@ -484,9 +503,8 @@ def search(
         with strategy.scope():
             best_model.optimizer.build(best_model.trainable_variables)
         model_path = os.path.join(project_dir, BEST_MODEL_FILE)
-        tmp = model_path[: -len(".keras")] + f".{os.getpid()}.tmp.keras"
-        best_model.save(tmp)
-        os.replace(tmp, model_path)
+        remove_stale_partials(model_path)  # of a killed search
+        write_atomically(model_path, best_model.save, ".keras")
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return SearchResult(search_tuner, best_model, best_hp, model_path, ran, role,
