@@ -65,6 +65,7 @@ setup(
             "onnx", "onnxruntime", "tf2onnx",
             "nbclient", "nbformat", "ipykernel",
             "jax[cpu]",  # kerasnets.benchmark on Keras' JAX backend
+            "build", "twine",  # the release checks (tests/test_release.py, .ci/run)
         ],
         "parity": ["torch>=2.1", "torchvision", "timm>=1.0", "pytorchcv"],
     },
