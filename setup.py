@@ -16,8 +16,8 @@ def long_description():
     with open("README.md", encoding="utf-8") as f:
         text = f.read()
     return re.sub(
-        r"(!?)\]\((?!https?://|#)([^)\s]+)\)",
-        lambda m: f"{m[1]}]({REPOSITORY}/{'raw' if m[1] else 'blob'}/main/{m[2]})",
+        r"(!?\[[^\]]*\])\((?!https?://|#)([^)\s]+)\)",
+        lambda m: f"{m[1]}({REPOSITORY}/{'raw' if m[1][0] == '!' else 'blob'}/main/{m[2]})",
         text,
     )
 
