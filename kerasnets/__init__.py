@@ -8,8 +8,6 @@ are registered with it, so ``keras.saving.load_model`` reads a kerasnets
 model after a plain ``import kerasnets``, as it does after ``import keras_hub``.
 """
 
-__version__ = "0.1.0"
-
 import importlib as _importlib
 import os as _os
 import sys as _sys
@@ -24,6 +22,7 @@ if "tensorflow" not in _sys.modules:
 import wrapt as _wrapt  # noqa: E402
 
 from kerasnets import registry  # noqa: E402  (standard library only)
+from kerasnets._version import __version__  # noqa: E402, F401
 from kerasnets.registry import create_model, list_models  # noqa: E402, F401
 
 

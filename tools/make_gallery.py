@@ -1,17 +1,17 @@
-"""Writes the README's model gallery and docs/accuracy_vs_macs.png from the catalog.
+"""Writes the model tables of README.md and docs/models.md, and docs/accuracy_vs_macs.png.
 
 The table (between the ``<!-- gallery:start -->`` / ``<!-- gallery:end -->``
 markers of README.md) has one row per named builder: trainable parameters and
 MACs at the default input size (the catalog index kerasnets/resources/catalog.json,
 made by tools/make_catalog.py), the default weights' reported top-1, and every
 weights tag; a second table (between ``<!-- configurations:start -->`` /
-``<!-- configurations:end -->``) lists the other configurations with published
+``<!-- configurations:end -->`` in docs/models.md) lists the other configurations with published
 weights (widths, input sizes). The plot shows top-1 against MACs for the builders whose
 default weights report a top-1.
 
     python tools/make_gallery.py [--check]
 
-``--check`` exits non-zero when README.md is not up to date.
+``--check`` exits non-zero when README.md or docs/models.md is not up to date.
 """
 
 import argparse
@@ -23,6 +23,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, ROOT)  # this checkout's kerasnets
 README = os.path.join(ROOT, "README.md")
+MODELS_DOC = os.path.join(ROOT, "docs", "models.md")
 PLOT = os.path.join(ROOT, "docs", "accuracy_vs_macs.png")
 START, END = "<!-- gallery:start -->", "<!-- gallery:end -->"
 CONFIG_START, CONFIG_END = "<!-- configurations:start -->", "<!-- configurations:end -->"
@@ -98,9 +99,9 @@ def configurations_table():
     return "\n".join(lines)
 
 
-def replace_between(text, start, end, body):
+def replace_between(text, start, end, body, name="README.md"):
     if start not in text or end not in text:
-        raise SystemExit(f"README.md lacks the {start} / {end} markers")
+        raise SystemExit(f"{name} lacks the {start} / {end} markers")
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{body}\n{end}{tail}"
@@ -141,19 +142,25 @@ def main(argv=None):
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
     rows = gallery_rows()
-    with open(README, encoding="utf-8") as f:
-        text = f.read()
-    new = replace_between(text, START, END, markdown_table(rows))
-    new = replace_between(new, CONFIG_START, CONFIG_END, configurations_table())
-    if args.check:
+    tables = {README: (START, END, markdown_table(rows)),
+              MODELS_DOC: (CONFIG_START, CONFIG_END, configurations_table())}
+    updates = {}
+    for path, (start, end, body) in tables.items():
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = replace_between(text, start, end, body, os.path.relpath(path, ROOT))
         if new != text:
-            print("README.md gallery is out of date: run python tools/make_gallery.py")
-            return 1
-        return 0
-    with open(README, "w", encoding="utf-8") as f:
-        f.write(new)
+            updates[path] = new
+    if args.check:
+        for path in updates:
+            print(f"{os.path.relpath(path, ROOT)} is out of date: "
+                  "run python tools/make_gallery.py")
+        return 1 if updates else 0
+    for path, new in updates.items():
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(new)
     plot(rows, PLOT)
-    print(f"wrote the gallery ({len(rows)} rows) into README.md and {PLOT}")
+    print(f"wrote the gallery ({len(rows)} rows) into README.md, docs/models.md and {PLOT}")
     return 0
 
 

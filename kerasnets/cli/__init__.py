@@ -1,5 +1,6 @@
 """The ``kerasnets`` command line: argparse over the library's workflows.
 
+    kerasnets --version
     kerasnets list [PATTERN] [--family F] [--pretrained]   the catalog
     kerasnets info MODEL         paper, architecture, weights sources, preprocessing
     kerasnets predict [IMAGE...] --model MODEL [--weights TAG|PATH|none] [--top 5]
@@ -21,6 +22,7 @@ import argparse
 import os
 import sys
 
+from kerasnets._version import __version__
 from kerasnets.cli import catalog, common, modeling, tools
 
 
@@ -34,6 +36,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser():
     parser = _Parser(prog="kerasnets", description=__doc__,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"kerasnets {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for module in (catalog, modeling, tools):
         module.add_parsers(sub)

@@ -26,6 +26,9 @@ def add_parsers(sub):
     listing.set_defaults(func=cmd_list)
     info = sub.add_parser("info", help="one model: paper, parameters, weights, preprocessing")
     info.add_argument("model")
+    info.add_argument("--files", action="store_true",
+                      help="only the weights files: each URL and the cache file it is "
+                           "kept as (place a file there by hand to work offline)")
     info.set_defaults(func=cmd_info)
 
 
@@ -134,8 +137,45 @@ def describe_check(check, url):
     return "no published hash: sha256 recorded on first use"
 
 
+def weights_files(name):
+    """Lines naming each published file of ``name``: its URL and hash, and
+    the cache file it is downloaded to (``kerasnets.weights.cache``)."""
+    from types import SimpleNamespace
+
+    from kerasnets.weights import cache
+
+    lines = []
+    for record in registry.index()["pretrained"]:
+        if record["model"] != name:
+            continue
+        cfg = SimpleNamespace(**record)
+        options = [f"{k}={v!r}" for k, v in cfg.options.items()]
+        if options:
+            options.append(f"input {cfg.input_size}")
+        for include_top in (True, False):
+            if not include_top and not cfg.notop_url:
+                continue
+            url, expected, path = cache.source_location(cfg, include_top)
+            digest = (f"{cache.hash_algorithm(expected)} {expected}" if expected
+                      else "no published hash: its sha256 is recorded on first use")
+            what = ", ".join(options + ([] if include_top else ["without classifier"]))
+            tag = cfg.tag + (' (weights="imagenet")'
+                             if cfg.default and cfg.tag != "imagenet" else "")
+            lines += [f"{tag}{f' ({what})' if what else ''}: {url}", f"  {digest}",
+                      f"  cache file: {path}"]
+    return lines
+
+
 def cmd_info(args):
     name = common.model_name(args.model)
+    if args.files:
+        lines = weights_files(name)
+        if not lines:
+            raise ValueError(f"{name} has no published pretrained weights.")
+        print("\n".join(lines))
+        print("Without network, download a file elsewhere and place it at its cache file "
+              "(KERAS_HOME moves the cache), or pass its path as --weights / weights=.")
+        return
     record = registry.indexed(name)
     if record is None:  # registered at run time (a user's family): describe it live
         entry = registry.get(name)

@@ -373,7 +373,8 @@ def _torch_reference(builder, options, source_format="safetensors"):
         return None, reason
     missing = [m for m in ("torch", library) if importlib.util.find_spec(m) is None]
     if missing:
-        return None, f"no reference installed ({', '.join(missing)}: pip install {library})"
+        return None, (f"no reference installed ({', '.join(missing)}: "
+                      'pip install "kerasnets[parity]")')
     return _TorchReference(library, name, bool(options.get("test_time_pool", False)),
                            fixed_size=224 if library == "pytorchcv" else None), ""
 

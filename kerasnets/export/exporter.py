@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 
+from kerasnets import extras
 from kerasnets.files import partial_path, remove_stale_partials
 from kerasnets.export.checks import (
     CHECK_SAMPLES,
@@ -115,6 +116,9 @@ def export_model(
     path = os.fspath(path)
     format = resolve_format(format, path)
     check_backend_format(format, keras.backend.backend())
+    if format == "onnx":  # converted by tf2onnx on TensorFlow, checked by onnxruntime
+        extras.require("export", "ONNX export", ("onnx", "onnxruntime") + (
+            ("tf2onnx",) if keras.backend.backend() == "tensorflow" else ()))
     if quantize is not None:
         if quantize not in QUANTIZATIONS:
             raise ValueError(f"Unknown quantization {quantize!r}: expected "
