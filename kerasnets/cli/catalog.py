@@ -155,9 +155,8 @@ def weights_files(name):
         for include_top in (True, False):
             if not include_top and not cfg.notop_url:
                 continue
-            url, expected, path = cache.source_location(cfg, include_top)
-            digest = (f"{cache.hash_algorithm(expected)} {expected}" if expected
-                      else "no published hash: its sha256 is recorded on first use")
+            url, _, path = cache.source_location(cfg, include_top)
+            digest = describe_check(record["check" if include_top else "notop_check"], url)
             what = ", ".join(options + ([] if include_top else ["without classifier"]))
             tag = cfg.tag + (' (weights="imagenet")'
                              if cfg.default and cfg.tag != "imagenet" else "")
