@@ -54,19 +54,21 @@ def colours(tmp_path_factory):
 
 
 def test_short_run_is_evaluated_with_its_own_statistics(colours, tmp_path):
-    """27 steps: far too few for moving averages (MobileNetV2's momentum is
-    0.999), enough with precise BatchNorm statistics."""
+    """27 steps: far too few for moving averages to forget their start
+    (momentum 0.99 keeps 76 % of it: held-out 0.75 while training reaches
+    0.96), enough with precise BatchNorm statistics."""
     from kerasnets import training
 
-    run = training.train("MobileNetV2", colours, output=str(tmp_path / "run"), epochs=3,
-                         batch_size=8, image_size=32, lr=0.05, seed=0,
+    kwargs = {"depth": 7, "growth_rate": 4}
+    run = training.train("DenseNetCIFAR", colours, output=str(tmp_path / "run"), epochs=3,
+                         batch_size=8, image_size=32, optimizer="adamw", lr=0.01, seed=0,
                          train_split="train[:75%]", val_split="train[75%:]",
-                         model_kwargs={"alpha": 0.35}, verbose=0)
-    assert run.history["accuracy"][-1] >= 0.8
-    assert run.history["val_accuracy"][-1] >= 0.9  # chance: 0.25
-    held_out = training.evaluate("MobileNetV2", run.model_path, colours, "train[75%:]",
+                         model_kwargs=kwargs, verbose=0)
+    assert run.history["accuracy"][-1] >= 0.9
+    assert run.history["val_accuracy"][-1] >= 0.95
+    held_out = training.evaluate(weights=run.model_path, dataset=colours, split="train[75%:]",
                                  batch_size=8)
-    assert held_out.top1 >= 0.9
+    assert held_out.top1 >= 0.95
 
 
 # ------------------------------------------------- the validation rule

@@ -372,6 +372,9 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         if preprocessing is None:
             preprocessing = data.preprocessing_for(model_name, config.weights,
                                                    options=config.model_kwargs)
+            if config.crop_scale >= 1:  # trained on whole images: evaluated on them
+                preprocessing = dataclasses.replace(data.get_preprocessing(preprocessing),
+                                                    crop_pct=1.0)
         inputs = _inputs(config, strategy, data.get_preprocessing(preprocessing), chief)
         if chief and verbose:
             print(config.recipe(inputs.train_split, inputs.val_split, inputs.steps_per_epoch)
