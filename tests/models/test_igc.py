@@ -107,7 +107,7 @@ def test_pretrained_cfgs_layer_maps_and_preprocessing():
         assert cfg.format == "mxnet_params"
         assert cfg.url.startswith("https://raw.githubusercontent.com/hellozting/")
         assert cfg.url.endswith("-0095.params")
-        assert cfg.file_hash is None and cfg.reference is None
+        assert cfg.file_hash.startswith("git-blob:") and cfg.reference is None
         assert (cfg.mean, cfg.std) == (igc.IGC_MEAN, igc.IGC_STD)
         assert kerasnets.registry.get(builder).layer_maps == {"mxnet": igc.mxnet_layer_map}
     assert kerasnets.weights.available("IGCV1CIFAR") == []
