@@ -411,7 +411,7 @@ def test_search_checks_a_hypermodel_instance_against_the_data(colours, tmp_path)
         tuner.search(hypermodel, colours, directory=str(tmp_path), image_size=32)
     with pytest.raises(ValueError, match="pass them to its constructor"):
         tuner.search(hypermodel, colours, directory=str(tmp_path), image_size=16, augment=True)
-    with pytest.raises(ValueError, match="pass a validation split"):
+    with pytest.raises(ValueError, match="is a slice already: name the validation images"):
         tuner.search("igc", colours, directory=str(tmp_path), train_split="train[:50%]")
 
 

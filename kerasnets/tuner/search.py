@@ -6,7 +6,6 @@ import dataclasses
 import functools
 import json
 import os
-import sys
 import warnings
 from typing import Optional
 
@@ -409,9 +408,9 @@ def search(
     if val_split is None:
         raise ValueError("A search ranks its trials on validation images: val_split cannot "
                          "be none.")
-    if held_out and role != "worker":
-        print(f"kerasnets: {dataset} has no validation split: validating on {val_split} and "
-              f"searching on {train_split}", file=sys.stderr)
+    if held_out and verbose and role != "worker":
+        print(f"{dataset} has no validation split: validating on {val_split} and searching "
+              f"on {train_split}", flush=True)
     info = data.info(dataset, train_split, data_dir, try_gcs)
     input_shape = (image_size, image_size, 3)
     if isinstance(hypermodel, _KerasNetsHyperModel):

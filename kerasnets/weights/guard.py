@@ -142,6 +142,7 @@ def _keras_dataset_paths(model):
         base = to_snake_case(type(layer).__name__)
         used[base] = used.get(base, -1) + 1
         name = f"{base}_{used[base]}" if used[base] else base
+        paths[f"layers/{name}/"] = (layer, None)  # the layer's group
         own = list(layer.trainable_weights) + list(layer.non_trainable_weights)
         if any(sub.weights for sub in layer._flatten_layers(include_self=False)):
             continue
@@ -158,12 +159,18 @@ def check_keras_weights(model, path):
     with open_hdf5(path, "a Keras weights file") as f:
         shapes = hdf5_shapes(f)
     where = f"The Keras weights file {os.fspath(path)!r} does not fit {model.name}"
-    for name, (layer, variable) in _keras_dataset_paths(model).items():
-        if name in shapes and shapes[name] != tuple(variable.shape):
+    paths = _keras_dataset_paths(model)
+    for name, (layer, variable) in paths.items():
+        if variable is not None and name in shapes and shapes[name] != tuple(variable.shape):
             raise ValueError(f"{where}: layer {layer.name!r} expects {tuple(variable.shape)}, "
                              f"the file holds {shapes[name]} (nothing was read).")
+    # Keras reads only the groups of the model's layers (a headless model
+    # never reads the classifier's).
+    groups = tuple(name for name, (_, variable) in paths.items() if variable is None)
     largest = max((int(np.prod(v.shape)) for v in model.variables), default=0)
     for name, shape in shapes.items():
+        if groups and name.startswith("layers/") and not name.startswith(groups):
+            continue
         if int(np.prod(shape, dtype=np.float64)) > largest:
             raise ValueError(f"{where}: its dataset {name!r} declares shape {shape}, larger "
                              "than any variable of the model (nothing was read).")

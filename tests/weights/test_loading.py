@@ -243,7 +243,7 @@ def test_contract_validation_messages(tmp_path):
         tiny_builder(pooling="mean")
     with pytest.raises(ValueError, match="at least 16x16"):
         tiny_builder(input_shape=(8, 8, 3), include_top=False)
-    with pytest.raises(ValueError, match="three integers"):
+    with pytest.raises(ValueError, match="three positive integers"):
         tiny_builder(input_shape=(32, 32), include_top=False)
     path = save_safetensors(tiny_state(), tmp_path / "t.safetensors")
     with pytest.raises(ValueError, match="Only `None` and `softmax`"):
