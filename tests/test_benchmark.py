@@ -94,6 +94,7 @@ def test_format_bytes():
     assert format_bytes(5 * 2**30) == "5.00 GiB"
 
 
+@pytest.mark.heavy
 def test_cli_benchmark_table(capsys):
     code = cli.main(["benchmark", "--mode", "train", *TINY_ARGS])
     out, err = capsys.readouterr()

@@ -179,6 +179,7 @@ def test_builds_with_keras_arguments(name):
     assert len(headless.output_shape) == 2 and headless.pretrained_cfg is None
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", TIERED_NAMES)
 def test_every_builder_is_a_backbone(name):
     """``features_only=True``: one map per ``feature_info`` entry, with its

@@ -180,6 +180,7 @@ class FailAt(keras.callbacks.Callback):
             raise KeyboardInterrupt("simulated crash")
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("previous_backup", [True, False])
 def test_damaged_backup_falls_back(colours, tmp_path, capsys, previous_backup):
     output = str(tmp_path / "run")

@@ -16,6 +16,9 @@ from tests.parity import (
     save_state_dict,
 )
 
+# Heavy tier: the fast tier keeps each family's build, load and parity check.
+pytestmark = pytest.mark.heavy
+
 
 def timm_features(model, images):
     import torch

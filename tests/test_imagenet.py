@@ -36,6 +36,7 @@ def test_bundled_index_is_keras_file():
     assert len(set(names)) == 998
 
 
+@pytest.mark.heavy
 def test_generator_reproduces_bundled_file():
     pytest.importorskip("timm")
     tool = subprocess.run(

@@ -228,6 +228,7 @@ def test_a_run_folder_in_use_is_refused_at_once_naming_its_process(colours, tmp_
         training.train(MODEL, colours, output=str(output), **RECIPE)
 
 
+@pytest.mark.heavy
 def test_a_stale_lock_is_taken_over_and_released(tmp_path):
     folder = str(tmp_path / "run")
     hold_lock(folder, dead_pid())  # a killed run's

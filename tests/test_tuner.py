@@ -202,6 +202,7 @@ def check_model(model, classes):
     pytest.param(tuner.HyperDenseNet, marks=pytest.mark.heavy), tuner.HyperMobileNet,
     pytest.param(tuner.HyperSENet, marks=pytest.mark.heavy),
     pytest.param(tuner.HyperDPN, marks=pytest.mark.heavy), tuner.HyperIGC])
+@pytest.mark.heavy
 def test_hypermodel_builds_with_defaults_and_sampled_values(cls):
     hypermodel = cls(input_shape=(32, 32, 3), classes=3)
     space = keras_tuner.HyperParameters()

@@ -99,6 +99,7 @@ def test_unknown_weighted_layer_warns_and_rules_extend():
         ("SEResNeXt50_32x4d", 4.25e9),
     ],
 )
+@pytest.mark.heavy
 def test_papers_numbers(builder, paper):
     model = getattr(kerasnets, builder)(weights=None)
     macs = count_macs(model, input_shape=(224, 224, 3))

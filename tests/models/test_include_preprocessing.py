@@ -9,6 +9,9 @@ import kerasnets
 from kerasnets import data
 from kerasnets.layers import ImageNormalization
 
+# Heavy tier: the fast tier keeps each family's build, load and parity check.
+pytestmark = pytest.mark.heavy
+
 NORMALISATION = {  # on 0-255 pixels
     "torch": lambda: (data.get_preprocessing("torch").mean, data.get_preprocessing("torch").std),
     "tf": lambda: (data.get_preprocessing("tf").mean, data.get_preprocessing("tf").std),

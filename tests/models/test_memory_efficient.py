@@ -31,6 +31,9 @@ from tests.parity import (
     save_state_dict,
 )
 
+# Heavy tier: the fast tier keeps each family's build, load and parity check.
+pytestmark = pytest.mark.heavy
+
 # float32 gradients of the two forms differ by summation order only: measured
 # max |difference| / max |gradient| per variable up to 3e-4 (DPN68, the stem
 # BN at the end of the backward pass; median 1e-6) on one CPU, 2.1e-3 on an

@@ -46,6 +46,7 @@ PARITY_CASES = [
     PARITY_CASES,
     ids=[f"a{c[0]}-dm{c[1]}-{c[5]}-top{int(c[3])}" for c in PARITY_CASES],
 )
+@pytest.mark.heavy
 def test_matches_keras_applications(
     tmp_path, alpha, depth_multiplier, input_shape, include_top, pooling, size
 ):

@@ -46,6 +46,7 @@ PARITY_CASES = [
     PARITY_CASES,
     ids=[f"a{c[0]}-{c[4]}-top{int(c[2])}" for c in PARITY_CASES],
 )
+@pytest.mark.heavy
 def test_matches_keras_applications(
     tmp_path, alpha, input_shape, include_top, pooling, size
 ):

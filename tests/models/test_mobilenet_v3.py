@@ -91,6 +91,7 @@ def run(model, images):
     "variant, alpha, minimalistic, size, static, preprocessing, notop",
     KERAS_CASES,
 )
+@pytest.mark.heavy
 def test_keras_applications_h5_parity(
     float64, tmp_path, variant, alpha, minimalistic, size, static, preprocessing, notop
 ):
