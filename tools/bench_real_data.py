@@ -36,7 +36,7 @@ MODELS = {
     "DPN68": [],
     "SEResNet18": [],
     "SEMobileNet": [],
-    "IGCV1CIFAR": [],
+    "IGCV2": [],
     "IGCV3": [],
 }
 DEFAULT_MODELS = ("DenseNetCIFAR", "MobileNetV2")
@@ -119,8 +119,13 @@ def main(argv=None):
     print("| model | epochs | minutes | train accuracy | held-out top-1 |")
     print("|---|---:|---:|---:|---:|", flush=True)
     for name in names:
-        row = run(name, MODELS.get(name, []), train_dir, held_out_dir, work, args.epochs,
-                  args.image_size, args.train_arg)
+        try:
+            row = run(name, MODELS.get(name, []), train_dir, held_out_dir, work, args.epochs,
+                      args.image_size, args.train_arg)
+        except RuntimeError as error:
+            print(f"| {name} | {args.epochs} | failed: {str(error).splitlines()[-1]} | | |",
+                  flush=True)
+            continue
         print(f"| {row['model']} | {row['epochs']} | {row['minutes']:.1f} | "
               f"{row['train']:.1%} | {row['held_out']:.1%} |", flush=True)
 
