@@ -274,8 +274,9 @@ def validation_splits(dataset, train_split="train", val_split="auto", data_dir=N
 
     ``val_split="auto"``: the dataset's "validation" split, else its "test"
     split; a dataset with neither holds out the last ``HOLD_OUT`` (10 %) of the
-    training split: ``train[:90%]`` / ``train[90%:]`` (per class for folders).
-    None or "none": no validation. Anything else is taken as given.
+    training split: ``train[:90%]`` / ``train[90%:]`` (per class for folders;
+    a folder too small for that has no validation). None or "none": no
+    validation. Anything else is taken as given.
 
     Returns ``(train_split, val_split, held_out)``; ``held_out`` says that the
     validation images were taken from the training split.
@@ -293,7 +294,10 @@ def validation_splits(dataset, train_split="train", val_split="auto", data_dir=N
             f"{train_split!r} is a slice already: name the validation images with "
             f"--val-split (val_split), e.g. another slice of {train_split.split('[')[0]!r}.")
     keep = round(100 * (1 - HOLD_OUT))
-    return f"{train_split}[:{keep}%]", f"{train_split}[{keep}%:]", True
+    held_out = f"{train_split}[{keep}%:]"
+    if is_folder(dataset) and not _has_split(dataset, held_out, data_dir, try_gcs):
+        return train_split, None, False  # too few images per class to hold any out
+    return f"{train_split}[:{keep}%]", held_out, True
 
 
 def _has_split(dataset, name, data_dir, try_gcs):

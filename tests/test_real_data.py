@@ -78,8 +78,10 @@ def test_train_and_tune_share_the_validation_rule(tmp_path, monkeypatch):
     from kerasnets import data, training, tuner
     from tests.imagefolders import make_image_folder
 
-    plain = "folder:" + make_image_folder(str(tmp_path / "plain"), per_class=2)
+    plain = "folder:" + make_image_folder(str(tmp_path / "plain"), per_class=10)
     assert data.validation_splits(plain) == ("train[:90%]", "train[90%:]", True)
+    tiny = "folder:" + make_image_folder(str(tmp_path / "tiny"), per_class=4)
+    assert data.validation_splits(tiny) == ("train", None, False)  # nothing to hold out
     assert data.validation_splits(plain, val_split="none") == ("train", None, False)
     with pytest.raises(ValueError, match="is a slice already"):
         data.validation_splits(plain, "train[:50%]")

@@ -78,15 +78,16 @@ def estimate(model, dataset, steps, strategy=None, forward=None):
     try:
         for layer in layers:
             layer.momentum = 0.0  # moving statistics = the batch's
-            layer.moving_mean.assign(keras.ops.zeros_like(layer.moving_mean))
-            layer.moving_variance.assign(keras.ops.ones_like(layer.moving_variance))
+            layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
+            layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
         forward = forward or forward_pass(model, strategy)
         for images, _ in dataset.take(steps) if hasattr(dataset, "take") else (
                 batch for _, batch in zip(range(steps), dataset)):
             forward(images)
             for layer, total in zip(layers, sums):
-                mean = keras.ops.convert_to_numpy(layer.moving_mean).astype(np.float64)
-                var = keras.ops.convert_to_numpy(layer.moving_variance).astype(np.float64)
+                mean = keras.ops.convert_to_numpy(layer.moving_mean.value).astype(np.float64)
+                var = keras.ops.convert_to_numpy(layer.moving_variance.value).astype(
+                    np.float64)
                 total[0] = total[0] + mean
                 total[1] = total[1] + mean * mean
                 total[2] = total[2] + var

@@ -406,8 +406,9 @@ def search(
     train_split, val_split, held_out = data.validation_splits(
         dataset, train_split, val_split, data_dir, try_gcs)
     if val_split is None:
-        raise ValueError("A search ranks its trials on validation images: val_split cannot "
-                         "be none.")
+        raise ValueError(f"A search ranks its trials on validation images: {dataset} has "
+                         "none (val_split none, or too few images to hold 10 % out); pass "
+                         "a validation split with val_split / --val-split.")
     if held_out and verbose and role != "worker":
         print(f"{dataset} has no validation split: validating on {val_split} and searching "
               f"on {train_split}", flush=True)
