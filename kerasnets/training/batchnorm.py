@@ -20,6 +20,7 @@ statistics are those of the images the model is evaluated on. Frozen layers
 (``trainable=False``, e.g. ``freeze_backbone``) keep theirs.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -81,8 +82,7 @@ def estimate(model, dataset, steps, strategy=None, forward=None):
             layer.moving_mean.assign(np.zeros(layer.moving_mean.shape, "float32"))
             layer.moving_variance.assign(np.ones(layer.moving_variance.shape, "float32"))
         forward = forward or forward_pass(model, strategy)
-        for images, _ in dataset.take(steps) if hasattr(dataset, "take") else (
-                batch for _, batch in zip(range(steps), dataset)):
+        for images, _ in itertools.islice(dataset, steps):  # tf.data or distributed
             forward(images)
             for layer, total in zip(layers, sums):
                 mean = keras.ops.convert_to_numpy(layer.moving_mean.value).astype(np.float64)
