@@ -275,15 +275,20 @@ def test_full_imagenet_checkpoint_loads_into_igc_l4m32(tmp_path, monkeypatch):
     ratio = assert_logits_close(model.predict(images, verbose=0),
                                 reference.predict(images, verbose=0), tol=1e-5)
     assert ratio < 1e-5
-    # weights="imagenet": the registry entry (format mxnet_params), from the
-    # cache where a download would have put it.
+    # weights="imagenet" (the registry entry, format mxnet_params) is served
+    # through the download path in test_default_entries. Here: a file placed
+    # by hand where the download goes that is not the publisher's (its git
+    # blob id differs) is refused by name and left where it is.
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     cache = tmp_path / "keras_home" / "models" / "kerasnets"
     cache.mkdir(parents=True)
-    os.link(path, cache / ("IGC_L4M32.imagenet." + os.path.basename(path)))
-    tagged = kerasnets.IGC_L4M32(weights="imagenet", input_shape=(64, 64, 3),
-                                 classifier_activation=None)
-    np.testing.assert_array_equal(tagged.predict(images, verbose=0), model.predict(images, verbose=0))
+    placed = cache / ("IGC_L4M32.imagenet." + os.path.basename(path))
+    os.link(path, placed)
+    with pytest.raises(ValueError, match="does not match its git blob id") as refused:
+        kerasnets.IGC_L4M32(weights="imagenet", input_shape=(64, 64, 3),
+                            classifier_activation=None)
+    assert str(placed) in str(refused.value) and "Remove or replace" in str(refused.value)
+    assert placed.exists()
     # include_top=False: the classifier's tensors may stay unused.
     headless = kerasnets.IGC_L4M32(weights=path, include_top=False, input_shape=(64, 64, 3))
     np.testing.assert_array_equal(
