@@ -729,11 +729,13 @@ def igcv2_block(x, filters, group_size, name, strides=1, convs=None):
     if strides > 1:
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     x = layers.DepthwiseConv2D(3, strides=strides, padding="valid" if strides > 1 else "same",
-                               use_bias=False, name=f"{name}_dw")(x)
+                               use_bias=False, depthwise_initializer="he_normal",
+                               name=f"{name}_dw")(x)
     chain = igcv2_groups(x.shape[-1], filters, group_size, convs=convs)
     for index, groups in enumerate(chain, start=1):
         conv = GroupConv2D if groups > 1 else layers.Conv2D
-        x = conv(filters, 1, groups=groups, use_bias=False, name=f"{name}_gconv{index}")(x)
+        x = conv(filters, 1, groups=groups, use_bias=False, kernel_initializer="he_normal",
+                 name=f"{name}_gconv{index}")(x)
         if index < len(chain):
             x = ChannelShuffle(groups, name=f"{name}_shuffle{index}")(x)
     x = batch_norm(x, f"{name}_bn")
