@@ -13,9 +13,12 @@ epoch (after a backup) and run again, so that it resumes:
 - ``four``: strategy "data-parallel": ``keras.distribution.DataParallel``
   over the four devices;
 
-and first asks for a global batch the devices cannot share (refused). It
+and first asks for a global batch the devices cannot share and for
+per-device BatchNorm statistics (both refused); last,
+``kerasnets tune --strategy data-parallel`` runs a one-trial search. It
 writes ``OUT.json`` (per run: statuses, histories, config.json, the files of
-the run directory, the interruption's backup position; the refusal) and
+the run directory, the interruption's backup position; the refusal; the
+search's exit status and files) and
 ``OUT.npz`` (per run: final ``weights``; ``four/outputs``: the trained
 model's probabilities on ``images``, for a load of its ``model.keras``
 elsewhere).
@@ -31,6 +34,12 @@ RECIPE = dict(image_size=32, epochs=2, batch_size=8, steps_per_epoch=3, optimize
               lr=0.05, weight_decay=0.0, label_smoothing=0.1, seed=7, deterministic=True,
               backup_every=2, verbose=0, model_kwargs={"depth": 7, "growth_rate": 4})
 KILL_AT = (1, 1)  # (epoch, batch): in the second epoch, just after a backup
+
+
+# tests/test_tuner.py's TINY_ARGS: a one-trial search of a tiny IGC network.
+TUNE_ARGS = ["--family", "igc", "--image-size", "16", "--batch-size", "8", "--epochs", "1",
+             "--steps-per-epoch", "2", "--fix", "L=2", "--fix", "M=2", "--fix", "depth=8",
+             "--fix", "optimizer=sgd", "--seed", "0", "--max-trials", "1"]
 
 
 def interrupted_then_resumed(data, output, strategy):
@@ -78,6 +87,13 @@ def main(data, out):
         report["refused"] = str(error)
     report["refused_wrote"] = sorted(os.listdir(refused_dir)) if os.path.isdir(
         refused_dir) else []
+    try:  # JAX's BatchNorm statistics are always the global batch's
+        training.train(MODEL, data, output=refused_dir, strategy="data-parallel",
+                       sync_batch_norm=False, **RECIPE)
+        report["unsynced_refused"] = None
+    except ValueError as error:
+        report["unsynced_refused"] = str(error)
+    keras.backend.clear_session()
     for name, strategy in (("one", "auto"), ("four", "data-parallel")):
         start = time.perf_counter()
         output = f"{out}-{name}"
@@ -89,6 +105,9 @@ def main(data, out):
             "config": {k: config.get(k) for k in ("strategy", "replicas", "status",
                                                   "completed_epochs")},
             "files": sorted(os.listdir(output)), "output": output,
+            # The devices holding each weight (DataParallel: replicated on all).
+            "weight_devices": sorted({len(v.value.sharding.device_set)
+                                      for v in result.model.weights}),
             "seconds": round(time.perf_counter() - start, 1)}
         arrays[f"{name}/weights"] = np.concatenate(
             [np.asarray(w, np.float32).ravel() for w in result.model.get_weights()])
@@ -97,6 +116,12 @@ def main(data, out):
             with training.activated(result.strategy):
                 arrays["four/outputs"] = result.model.predict(images, verbose=0)
         keras.backend.clear_session()
+    from kerasnets import cli
+
+    report["tune_status"] = cli.main(["tune", *TUNE_ARGS, "--dataset", data, "--directory",
+                                      out + "-tune", "--project", "dp", "--strategy",
+                                      "data-parallel"])
+    report["tune_files"] = sorted(os.listdir(os.path.join(out + "-tune", "dp")))
     np.savez(out + ".npz", **arrays)
     with open(out + ".json", "w") as f:
         json.dump(report, f, indent=1)
