@@ -349,8 +349,9 @@ class JaxDataParallel:
     over the devices, and gradients are averaged over the global batch: a run
     computes what one device would with the same global batch. Batches are
     global (``batch_size`` is divisible by the device count); on several
-    hosts each process reads its share of every global batch (Keras'
-    ``distribute_tf_dataset``) and process 0 writes the run's files.
+    hosts each process reads its own shard of the data, in batches of its
+    share of the global batch (as a ``tf.distribute`` input pipeline does),
+    and process 0 writes the run's files.
     """
 
     def __init__(self, devices=None):
@@ -360,7 +361,7 @@ class JaxDataParallel:
         devices = list(devices or keras.distribution.list_devices())
         self.devices = devices
         self.distribution = keras.distribution.DataParallel(
-            devices=devices, auto_shard_dataset=False)  # sharded here, once per process
+            devices=devices, auto_shard_dataset=False)  # one pipeline per process: sharded
         self.num_replicas_in_sync = len(devices)
         self.num_processes = jax.process_count()
         self.process_id = jax.process_index()
@@ -377,14 +378,14 @@ class JaxDataParallel:
         return self.distribution.scope()
 
     def distribute_datasets_from_function(self, dataset_fn):
-        """``dataset_fn``'s dataset of global batches, as this process feeds
-        it: whole on one host, its share of each batch on several."""
+        """``dataset_fn``'s dataset for this process: one input pipeline per
+        process, each giving its share of every global batch (all of it on
+        one host); Keras assembles the global batch over the mesh."""
         import tensorflow as tf
 
-        dataset = dataset_fn(tf.distribute.InputContext())  # one pipeline, global batches
-        if self.num_processes > 1:
-            dataset = self.distribution.distribute_tf_dataset(dataset)
-        return dataset
+        return dataset_fn(tf.distribute.InputContext(
+            num_input_pipelines=self.num_processes, input_pipeline_id=self.process_id,
+            num_replicas_in_sync=self.num_processes))
 
     def distribute_batch(self, batch):
         """This process's part of a global batch as a global ``jax.Array``
