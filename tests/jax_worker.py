@@ -14,7 +14,7 @@ epoch (after a backup) and run again, so that it resumes:
   over the four devices;
 
 and first asks for a global batch the devices cannot share and for
-per-device BatchNorm statistics (both refused); last,
+per-device BatchNorm statistics, and evaluates over the mesh (each refused); last,
 ``kerasnets tune --strategy data-parallel`` runs a one-trial search. It
 writes ``OUT.json`` (per run: statuses, histories, config.json, the files of
 the run directory, the interruption's backup position; the refusal; the
@@ -94,6 +94,11 @@ def main(data, out):
     except ValueError as error:
         report["unsynced_refused"] = str(error)
     keras.backend.clear_session()
+    try:
+        training.evaluate(MODEL, None, data, strategy="data-parallel")
+        report["evaluate_refused"] = None
+    except ValueError as error:
+        report["evaluate_refused"] = str(error)
     for name, strategy in (("one", "auto"), ("four", "data-parallel")):
         start = time.perf_counter()
         output = f"{out}-{name}"

@@ -107,6 +107,7 @@ def test_jax_data_parallel_over_four_devices_equals_one_device(tmp_path):
         report["refused"] or ""), report["refused"]
     assert report["refused_wrote"] == []
     assert "leave sync_batch_norm unset" in (report["unsynced_refused"] or "")
+    assert "evaluate on one device (strategy='auto')" in (report["evaluate_refused"] or "")
 
     one, four = report["runs"]["one"], report["runs"]["four"]
     assert one["weight_devices"] == [1] and four["weight_devices"] == [4]
@@ -142,3 +143,61 @@ def test_jax_data_parallel_over_four_devices_equals_one_device(tmp_path):
 
     assert report["tune_status"] == 0
     assert "best_model.keras" in report["tune_files"]
+
+
+@pytest.mark.heavy
+def test_jax_data_parallel_over_two_processes(tmp_path):
+    """Two JAX processes of two CPU devices each join one cluster through
+    Keras' variables (``keras.distribution.initialize``) and train one model
+    over the four devices with ``kerasnets train --strategy data-parallel``:
+    process 0 writes the run, process 1 leaves nothing behind."""
+    require("jax")
+    import hashlib
+    import socket
+    import tempfile
+
+    data = str(tmp_path / "data")
+    make_image_folder(data, per_class=20)
+    output = str(tmp_path / "run")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="",
+                   XLA_FLAGS="--xla_force_host_platform_device_count=2",
+                   TF_CPP_MIN_LOG_LEVEL="3", KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                   KERAS_DISTRIBUTION_NUM_PROCESSES="2", KERAS_DISTRIBUTION_PROCESS_ID=str(index),
+                   PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "kerasnets", "train", "--model", "DenseNetCIFAR",
+             "--model-arg", "depth=7", "--model-arg", "growth_rate=4", "--weights", "none",
+             "--dataset", f"folder:{data}", "--epochs", "1", "--batch-size", "8",
+             "--steps-per-epoch", "2", "--image-size", "32", "--seed", "7",
+             "--strategy", "data-parallel", "--output", output],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=400))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()  # the other one waits on its collectives
+                proc.communicate()
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, out[-2000:] + err[-4000:]
+    assert "final: accuracy" in outputs[0][0] and "final:" not in outputs[1][0]
+    assert {"model.keras", "history.csv", "config.json", "training_curves.png"} <= set(
+        os.listdir(output))
+    with open(os.path.join(output, "config.json")) as f:
+        config = json.load(f)
+    assert (config["strategy"], config["replicas"], config["status"]) == (
+        "JaxDataParallel", 4, "complete")
+    digest = hashlib.sha1(os.path.abspath(output).encode()).hexdigest()[:10]
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), "kerasnets-workers",
+                                           f"{digest}-worker-1"))
+    curve = _history_csv(output)
+    assert len(curve["loss"]) == 1 and all(np.isfinite(curve["val_loss"]))
+    model = load_model_file(os.path.join(output, "model.keras"))
+    assert model.output_shape == (None, 4)

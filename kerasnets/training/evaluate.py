@@ -6,7 +6,12 @@ import time
 import warnings
 from typing import Optional, Tuple
 
-from kerasnets.training.distribute import device_kind, get_strategy
+from kerasnets.training.distribute import (
+    JaxDataParallel,
+    device_kind,
+    get_strategy,
+    is_strategy,
+)
 from kerasnets.training.recipe import get_builder
 from kerasnets.training.run import count_examples, read_run_config
 from kerasnets.weights.loading import load_model_file
@@ -215,8 +220,12 @@ def evaluate(
     from kerasnets import data
     from kerasnets import weights as weights_lib
 
-    if not isinstance(strategy, tf.distribute.Strategy):
+    if not is_strategy(strategy):
         strategy = get_strategy(strategy, tpu=tpu)
+    if isinstance(strategy, JaxDataParallel):
+        raise ValueError(
+            "evaluate counts every image, and a JAX device mesh takes whole batches only: "
+            "evaluate on one device (strategy='auto').")
     cfg, class_names = None, None
     keras_file = isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".keras")
     if keras_file:
