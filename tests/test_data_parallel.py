@@ -103,8 +103,8 @@ def test_jax_data_parallel_over_four_devices_equals_one_device(tmp_path):
     arrays = np.load(out + ".npz")
     assert report["backend"] == "jax" and report["devices"] == 4
 
-    assert "batch_size 6 is not divisible by the 4 replicas of JaxDataParallel" in (
-        report["refused"] or ""), report["refused"]
+    assert ("batch_size 6 is not divisible by the 4 replicas of JaxDataParallel: use a "
+            "multiple of 4") in (report["refused"] or ""), report["refused"]
     assert report["refused_wrote"] == []
     assert "leave sync_batch_norm unset" in (report["unsynced_refused"] or "")
     assert "evaluate on one device (strategy='auto')" in (report["evaluate_refused"] or "")
