@@ -59,6 +59,17 @@ def test_incompatible_backends_are_refused_with_the_way_out(monkeypatch):
         training.get_strategy("mirrored")
 
 
+def test_a_bad_multi_host_setting_is_named(monkeypatch):
+    require("jax")
+    from kerasnets.training import distribute
+
+    monkeypatch.setenv("KERAS_DISTRIBUTION_NUM_PROCESSES", "two")
+    with pytest.raises(RuntimeError, match=r"Cannot join the multi-host JAX cluster "
+                                           r"\(KERAS_DISTRIBUTION_NUM_PROCESSES=two\): .*"
+                                           r"KERAS_DISTRIBUTION_PROCESS_ID \(0 \.\. n-1\)"):
+        distribute._join_hosts()  # noqa: SLF001
+
+
 def test_cli_help_says_what_the_batch_size_and_strategy_mean(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--help"])
