@@ -25,7 +25,6 @@ def get_strategy(name="auto", tpu=None):
       ``TF_CONFIG``; create it first, before any other TensorFlow work.
     - ``"tpu"``: TPUStrategy through ``TPUClusterResolver(tpu)``: ``tpu`` is a
       TPU name, a ``grpc://host:8470`` address or ``"local"`` (TPU VM).
-
     - ``"data-parallel"``: synchronous data parallelism over every local
       accelerator, on any backend that has it (``data_parallel``): on JAX
       ``keras.distribution.DataParallel`` (all hosts' devices on a multi-host

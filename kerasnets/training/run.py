@@ -358,6 +358,8 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     if not is_strategy(strategy):
         strategy = get_strategy(strategy, tpu=config.tpu)
     strategy = keras_compatible(strategy)
+    if isinstance(strategy, JaxDataParallel):
+        _check_jax_batch_norm(config.sync_batch_norm)
     chief = is_chief(strategy)
     directory = write_dir(output, strategy)
 
@@ -516,7 +518,6 @@ def _compiled_model(config, builder, strategy, inputs):
                               dropout=config.dropout, **config.model_kwargs)
             sync_batch_norm = config.sync_batch_norm
             if isinstance(strategy, JaxDataParallel):
-                _check_jax_batch_norm(sync_batch_norm)
                 sync_batch_norm = False  # JAX computes on the global batch already
             if sync_batch_norm is None:
                 sync_batch_norm = replicas > 1
