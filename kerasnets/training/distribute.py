@@ -324,7 +324,7 @@ def _join_hosts():
     import jax
     import keras
 
-    if jax.distributed.is_initialized():
+    if getattr(jax.distributed, "is_initialized", lambda: False)():  # jax >= 0.4.31
         return
     try:
         keras.distribution.initialize()
