@@ -49,7 +49,6 @@ from kerasnets.training.distribute import (  # noqa: F401
     device_kind,
     get_strategy,
     is_chief,
-    is_strategy,
     keras_compatible,
     mixed_precision_policy,
     requested_policy,

@@ -25,23 +25,26 @@ def get_strategy(name="auto", tpu=None):
       ``TF_CONFIG``; create it first, before any other TensorFlow work.
     - ``"tpu"``: TPUStrategy through ``TPUClusterResolver(tpu)``: ``tpu`` is a
       TPU name, a ``grpc://host:8470`` address or ``"local"`` (TPU VM).
-    - ``"data-parallel"``: synchronous data parallelism over every local
-      accelerator, on any backend that has it (``data_parallel``): on JAX
-      ``keras.distribution.DataParallel`` (all hosts' devices on a multi-host
-      setup), on TensorFlow the same as ``"mirrored"``.
+
+    ``"data-parallel"``: synchronous data parallelism over every local
+    accelerator, on any backend that has it (``data_parallel``): on JAX
+    ``keras.distribution.DataParallel`` (all hosts' devices on a multi-host
+    setup), on TensorFlow the same as ``"mirrored"``.
 
     ``tf.distribute`` drives TensorFlow only: on Keras' JAX and PyTorch
     backends ``"auto"`` is the default strategy (the backend computes on its
     own default device), JAX also takes ``"data-parallel"``, and the others
-    raise ValueError.
+    raise ValueError. A ``JaxDataParallel`` is returned as it is.
     """
+    if isinstance(name, JaxDataParallel):
+        return name
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
-    if name == "data-parallel":
-        return data_parallel()
     import keras
 
     backend = keras.backend.backend()
+    if name == "data-parallel":
+        return data_parallel()
     if backend != "tensorflow":
         if name != "auto":
             if name == "cpu":
@@ -395,15 +398,6 @@ class JaxDataParallel:
         batch = np.asarray(batch)
         layout = self.distribution.get_data_layout(batch.shape).backend_layout
         return jax.make_array_from_process_local_data(layout, batch)
-
-
-def is_strategy(value):
-    """Whether ``value`` is a strategy object (not a name)."""
-    if isinstance(value, JaxDataParallel):
-        return True
-    import tensorflow as tf
-
-    return isinstance(value, tf.distribute.Strategy)
 
 
 def activated(strategy):

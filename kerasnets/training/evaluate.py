@@ -10,7 +10,6 @@ from kerasnets.training.distribute import (
     JaxDataParallel,
     device_kind,
     get_strategy,
-    is_strategy,
 )
 from kerasnets.training.recipe import get_builder
 from kerasnets.training.run import count_examples, read_run_config
@@ -220,7 +219,7 @@ def evaluate(
     from kerasnets import data
     from kerasnets import weights as weights_lib
 
-    if not is_strategy(strategy):
+    if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=tpu)
     if isinstance(strategy, JaxDataParallel):
         raise ValueError(

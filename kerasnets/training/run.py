@@ -15,7 +15,6 @@ from kerasnets.training.distribute import (
     device_kind,
     get_strategy,
     is_chief,
-    is_strategy,
     keras_compatible,
     requested_policy,
     task,
@@ -97,9 +96,8 @@ class TrainConfig:
         mixed_precision: False, True (float16 on GPU, bfloat16 on TPU/CPU) or
             a policy name. Outputs and loss stay float32.
         strategy: "auto", "cpu", "mirrored", "multiworker", "tpu",
-            "data-parallel" (JAX: ``keras.distribution.DataParallel`` over
-            every device; TensorFlow: "mirrored"), or a strategy object
-            (``get_strategy``); ``tpu``: TPU name/address.
+            "data-parallel" (``get_strategy``; JAX: every device), or a
+            ``tf.distribute.Strategy``; ``tpu``: TPU name/address.
         freeze_backbone: train only the classifier.
         dropout: before a new classifier.
         train_split, val_split: splits (``data.validation_splits``: "auto"
@@ -355,7 +353,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     output = config.output
     run_settings = dict(config.settings(), model=model_name)
     strategy = config.strategy
-    if not is_strategy(strategy):
+    if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=config.tpu)
     strategy = keras_compatible(strategy)
     if isinstance(strategy, JaxDataParallel):

@@ -400,7 +400,7 @@ def search(
         search_files(project_dir)  # refuses another folder before anything changes
     elif os.path.isdir(project_dir):
         _check_resumable(project_dir)
-    if not training.is_strategy(strategy):
+    if not isinstance(strategy, tf.distribute.Strategy):
         strategy = training.get_strategy(strategy, tpu=tpu)
     jax_data_parallel = isinstance(strategy, training.JaxDataParallel)
     if jax_data_parallel and strategy.num_processes > 1:
