@@ -632,7 +632,8 @@ def load(
         if batch_size % replicas:
             raise ValueError(
                 f"batch_size {batch_size} is not divisible by the "
-                f"{replicas} replicas of {type(strategy).__name__}."
+                f"{replicas} replicas of {type(strategy).__name__}: use a multiple of "
+                f"{replicas}."
             )
         kwargs = dict(locals())
         del kwargs["strategy"], kwargs["input_context"], kwargs["replicas"]

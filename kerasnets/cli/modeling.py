@@ -16,7 +16,7 @@ from kerasnets.training.run import TrainConfig
 # kerasnets.tuner's FAMILIES, TUNERS and STRATEGIES as literals: importing it
 # loads keras-tuner and TensorFlow, which --help does not need.
 TUNE_FAMILIES = ("densenet", "mobilenet", "senet", "dpn", "igc")
-TUNE_STRATEGIES = ("auto", "cpu", "mirrored", "tpu")
+TUNE_STRATEGIES = ("auto", "cpu", "mirrored", "tpu", "data-parallel")
 
 
 def add_parsers(sub):
@@ -213,6 +213,14 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
         return text
 
 
+STRATEGY_HELP = ("where training runs: auto (a TPU, all GPUs or the one device), cpu, "
+                 "mirrored (the local GPUs), multiworker (TF_CONFIG), tpu (--tpu) are "
+                 "TensorFlow's tf.distribute; data-parallel splits each batch over every "
+                 "device: on JAX keras.distribution.DataParallel (several hosts: set "
+                 "KERAS_DISTRIBUTION_JOB_ADDRESSES, _NUM_PROCESSES, _PROCESS_ID), on "
+                 "TensorFlow as mirrored")
+
+
 VAL_SPLIT_HELP = ("validation split or slice; 'auto': the dataset's validation or test "
                   "split, else the last 10%% of the training split")
 
@@ -233,7 +241,9 @@ def _add_train_parser(sub):
                        help="start from a pretrained tag (imagenet), a weights file, or a "
                             "previous run's model.keras (fine-tuning it further)")
     train.add_argument("--epochs", type=int, default=10, help="passes over the training images")
-    train.add_argument("--batch-size", type=int, default=64, help="global batch size")
+    train.add_argument("--batch-size", type=int, default=64,
+                       help="global batch size: of all devices together (each gets an equal "
+                            "share under --strategy data-parallel/mirrored/multiworker/tpu)")
     train.add_argument("--image-size", type=int, default=224, help="input height and width")
     train.add_argument("--optimizer", choices=training_recipe.OPTIMIZERS, default="sgd",
                        help="SGD with Nesterov momentum 0.9, or AdamW")
@@ -245,7 +255,8 @@ def _add_train_parser(sub):
                        help="of the cross-entropy")
     train.add_argument("--mixed-precision", action="store_true",
                        help="float16 on GPUs, bfloat16 on TPUs; outputs and loss float32")
-    train.add_argument("--strategy", choices=TRAIN_STRATEGIES, default="auto")
+    train.add_argument("--strategy", choices=TRAIN_STRATEGIES, default="auto",
+                       help=STRATEGY_HELP)
     train.add_argument("--tpu", default=None,
                        help="TPU name, grpc://HOST:8470 or 'local' (with --strategy tpu/auto)")
     train.add_argument("--output", required=True,
@@ -407,7 +418,8 @@ def _add_tune_parser(sub):
                       help="metric to optimise (val_accuracy, val_loss, val_top5)")
     tune.add_argument("--hyperband-factor", type=int, default=3)
     tune.add_argument("--strategy", choices=TUNE_STRATEGIES, default="auto",
-                      help="where each trial trains")
+                      help="where each trial trains (as kerasnets train's; data-parallel: "
+                           "this machine's devices)")
     tune.add_argument("--tpu", default=None,
                       help="TPU name, grpc://HOST:8470 or 'local' (with --strategy tpu/auto)")
     tune.add_argument("--mixed-precision", action="store_true",

@@ -10,7 +10,10 @@ folder's lifecycle: its states and the steps between them), ``run`` (``train``),
 
 1. pick a ``tf.distribute`` strategy (``get_strategy``): one device, several
    GPUs (MirroredStrategy), several machines (MultiWorkerMirroredStrategy
-   from ``TF_CONFIG``) or a TPU (TPUClusterResolver);
+   from ``TF_CONFIG``) or a TPU (TPUClusterResolver); on the JAX backend
+   ``"data-parallel"`` is ``keras.distribution.DataParallel`` over every
+   device (``JaxDataParallel``; several hosts through
+   ``keras.distribution.initialize``);
 2. under its scope and the mixed-precision policy (float16 on GPUs,
    bfloat16 on TPUs), build the model (``build_model``): a kerasnets builder,
    optionally from pretrained weights with a new classifier for the
@@ -40,6 +43,9 @@ from kerasnets.training.callbacks import (  # noqa: F401
 )
 from kerasnets.training.distribute import (  # noqa: F401
     STRATEGIES,
+    JaxDataParallel,
+    activated,
+    data_parallel,
     device_kind,
     get_strategy,
     is_chief,

@@ -41,10 +41,15 @@ def batch_norm_layers(model):
 def forward_pass(model, strategy=None):
     """A function running ``model`` in training mode on one (per-replica)
     batch of images: compiled on TensorFlow (through ``strategy.run`` when
-    there is one), eager elsewhere."""
+    there is one), eager elsewhere (on JAX under data parallelism, the batch
+    split over the mesh as ``fit`` splits it: statistics of the global
+    batch)."""
     import keras
 
     if keras.backend.backend() != "tensorflow":  # tf.data batches in
+        distribute = getattr(strategy, "distribute_batch", None)
+        if distribute is not None:  # distribute.JaxDataParallel
+            return lambda images: model(distribute(images), training=True)
         return lambda images: model(np.asarray(images), training=True)
     import tensorflow as tf
 

@@ -1,13 +1,14 @@
 """Where training runs: ``tf.distribute`` strategies, devices, mixed precision,
 and which process of a cluster writes the run's files."""
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 import warnings
 
-STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu")
+STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu", "data-parallel")
 
 
 def get_strategy(name="auto", tpu=None):
@@ -25,22 +26,33 @@ def get_strategy(name="auto", tpu=None):
     - ``"tpu"``: TPUStrategy through ``TPUClusterResolver(tpu)``: ``tpu`` is a
       TPU name, a ``grpc://host:8470`` address or ``"local"`` (TPU VM).
 
+    ``"data-parallel"``: synchronous data parallelism over every local
+    accelerator, on any backend that has it (``data_parallel``): on JAX
+    ``keras.distribution.DataParallel`` (all hosts' devices on a multi-host
+    setup), on TensorFlow the same as ``"mirrored"``.
+
     ``tf.distribute`` drives TensorFlow only: on Keras' JAX and PyTorch
     backends ``"auto"`` is the default strategy (the backend computes on its
-    own default device) and the others raise ValueError.
+    own default device), JAX also takes ``"data-parallel"``, and the others
+    raise ValueError. A ``JaxDataParallel`` is returned as it is.
     """
+    if isinstance(name, JaxDataParallel):
+        return name
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
     import keras
 
     backend = keras.backend.backend()
+    if name == "data-parallel":
+        return data_parallel()
     if backend != "tensorflow":
         if name != "auto":
             if name == "cpu":
                 hint = ("set JAX_PLATFORMS=cpu" if backend == "jax"
                         else "set CUDA_VISIBLE_DEVICES=''")
             elif backend == "jax":
-                hint = "keras.distribution.DataParallel spreads batches over JAX's devices"
+                hint = ("'data-parallel' spreads each batch over JAX's devices "
+                        "(keras.distribution.DataParallel)")
             else:
                 hint = "run it with KERAS_BACKEND=tensorflow"
             raise ValueError(
@@ -192,6 +204,8 @@ def _tpu_strategy(tpu):
 
 def device_kind(strategy):
     """"tpu", "gpu" or "cpu": where ``strategy`` computes."""
+    if isinstance(strategy, JaxDataParallel):
+        return strategy.platform
     import tensorflow as tf
 
     if isinstance(strategy, (tf.distribute.TPUStrategy,)) or "TPU" in type(strategy).__name__:
@@ -232,6 +246,8 @@ def requested_policy(mixed_precision, strategy):
 def task(strategy):
     """(task_type, task_id) of this process in a multi-worker cluster, or
     (None, None) on one machine."""
+    if isinstance(strategy, JaxDataParallel):  # JAX processes are "workers" 0..n-1
+        return ("worker", strategy.process_id) if strategy.num_processes > 1 else (None, None)
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
         return None, None
@@ -241,6 +257,8 @@ def task(strategy):
 def is_chief(strategy):
     """Whether this process writes the run's outputs (the chief, or worker 0
     of a cluster without a chief, or the only process)."""
+    if isinstance(strategy, JaxDataParallel):
+        return strategy.process_id == 0
     task_type, task_id = task(strategy)
     if task_type is None or task_type == "chief":
         return True
@@ -261,3 +279,132 @@ def write_dir(output, strategy):
     return os.path.join(
         tempfile.gettempdir(), "kerasnets-workers", f"{digest}-{task_type}-{task_id}"
     )
+
+
+# ----------------------------------------------- data parallelism (any backend)
+
+# Keras' multi-host settings (keras.distribution.initialize reads them).
+MULTI_HOST_VARIABLES = ("KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+                        "KERAS_DISTRIBUTION_PROCESS_ID")
+
+
+def data_parallel():
+    """The ``"data-parallel"`` strategy of this process's Keras backend.
+
+    - JAX: a ``JaxDataParallel`` over every device of the default kind
+      (GPUs, TPU cores, else the CPU; one device is a mesh of one). When
+      Keras' multi-host variables are set (``MULTI_HOST_VARIABLES``), the
+      process first joins the cluster (``keras.distribution.initialize``)
+      and the mesh spans every host's devices.
+    - TensorFlow: MirroredStrategy over the local GPUs, as ``"mirrored"``
+      (several machines: ``"multiworker"``).
+    - PyTorch: ValueError (Keras has no data-parallel training there).
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return get_strategy("mirrored")
+    if backend != "jax":
+        raise ValueError(
+            f"Strategy 'data-parallel' runs on the JAX backend (keras.distribution."
+            f"DataParallel) and on TensorFlow (MirroredStrategy); Keras' {backend} backend "
+            "has no data-parallel training: use --strategy auto (one device), or set "
+            "KERAS_BACKEND=jax or tensorflow.")
+    key = ("data-parallel",)
+    if key not in _STRATEGIES:
+        _join_hosts()
+        _STRATEGIES[key] = JaxDataParallel()
+    return _STRATEGIES[key]
+
+
+def _join_hosts():
+    """``keras.distribution.initialize()`` when Keras' multi-host variables
+    are set and this process has not joined its cluster yet."""
+    settings = {v: os.environ[v] for v in MULTI_HOST_VARIABLES if os.environ.get(v)}
+    if not settings:
+        return
+    import jax
+    import keras
+
+    if getattr(jax.distributed, "is_initialized", lambda: False)():  # jax >= 0.4.31
+        return
+    try:
+        keras.distribution.initialize()
+    except (RuntimeError, ValueError) as error:
+        shown = " ".join(f"{k}={v}" for k, v in settings.items())
+        raise RuntimeError(
+            f"Cannot join the multi-host JAX cluster ({shown}): {error}. Start every host "
+            "with the same KERAS_DISTRIBUTION_JOB_ADDRESSES (the coordinator's host:port "
+            "first) and KERAS_DISTRIBUTION_NUM_PROCESSES and its own "
+            "KERAS_DISTRIBUTION_PROCESS_ID (0 .. n-1), before anything runs on JAX."
+        ) from error
+
+
+class JaxDataParallel:
+    """``keras.distribution.DataParallel`` over a 1-D mesh of every device
+    (every host's), with the parts of a ``tf.distribute.Strategy`` that
+    kerasnets' workflows use: ``scope``, ``num_replicas_in_sync``,
+    ``distribute_datasets_from_function``.
+
+    Variables are replicated, each global batch is split along its first axis
+    over the devices, and gradients are averaged over the global batch: a run
+    computes what one device would with the same global batch. Batches are
+    global (``batch_size`` is divisible by the device count); on several
+    hosts each process reads its own shard of the data, in batches of its
+    share of the global batch (as a ``tf.distribute`` input pipeline does),
+    and process 0 writes the run's files.
+    """
+
+    def __init__(self, devices=None):
+        import jax
+        import keras
+
+        devices = list(devices or keras.distribution.list_devices())
+        self.devices = devices
+        self.distribution = keras.distribution.DataParallel(
+            devices=devices, auto_shard_dataset=False)  # one pipeline per process: sharded
+        self.num_replicas_in_sync = len(devices)
+        self.num_processes = jax.process_count()
+        self.process_id = jax.process_index()
+        self.platform = devices[0].split(":")[0].lower()
+        self.cluster_resolver = None
+
+    def __repr__(self):
+        return (f"JaxDataParallel({self.num_replicas_in_sync} devices"
+                + (f", {self.num_processes} processes" if self.num_processes > 1 else "")
+                + ")")
+
+    def scope(self):
+        """Makes the distribution Keras' current one (``keras.distribution``)."""
+        return self.distribution.scope()
+
+    def distribute_datasets_from_function(self, dataset_fn):
+        """``dataset_fn``'s dataset for this process: one input pipeline per
+        process, each giving its share of every global batch (all of it on
+        one host); Keras assembles the global batch over the mesh."""
+        import tensorflow as tf
+
+        return dataset_fn(tf.distribute.InputContext(
+            num_input_pipelines=self.num_processes, input_pipeline_id=self.process_id,
+            num_replicas_in_sync=self.num_processes))
+
+    def distribute_batch(self, batch):
+        """This process's part of a global batch as a global ``jax.Array``
+        split over the mesh (precise BatchNorm's forward passes)."""
+        import jax
+        import numpy as np
+
+        batch = np.asarray(batch)
+        layout = self.distribution.get_data_layout(batch.shape).backend_layout
+        return jax.make_array_from_process_local_data(layout, batch)
+
+
+def activated(strategy):
+    """A context for a whole run under ``strategy``: a JAX distribution is
+    Keras' current one throughout (``fit``, ``evaluate``, saving and loading
+    read it then); ``tf.distribute`` strategies need none (a model keeps the
+    scope it was built in)."""
+    if isinstance(strategy, JaxDataParallel):
+        return strategy.scope()
+    return contextlib.nullcontext()

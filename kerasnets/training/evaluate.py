@@ -6,7 +6,11 @@ import time
 import warnings
 from typing import Optional, Tuple
 
-from kerasnets.training.distribute import device_kind, get_strategy
+from kerasnets.training.distribute import (
+    JaxDataParallel,
+    device_kind,
+    get_strategy,
+)
 from kerasnets.training.recipe import get_builder
 from kerasnets.training.run import count_examples, read_run_config
 from kerasnets.weights.loading import load_model_file
@@ -217,6 +221,10 @@ def evaluate(
 
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=tpu)
+    if isinstance(strategy, JaxDataParallel):
+        raise ValueError(
+            "evaluate counts every image, and a JAX device mesh takes whole batches only: "
+            "evaluate on one device (strategy='auto').")
     cfg, class_names = None, None
     keras_file = isinstance(weights, (str, os.PathLike)) and os.fspath(weights).endswith(".keras")
     if keras_file:

@@ -10,6 +10,8 @@ from typing import Optional
 from kerasnets.training import batchnorm, rundir
 from kerasnets.training.callbacks import HISTORY_FILE, NonFiniteLoss, make_callbacks
 from kerasnets.training.distribute import (
+    JaxDataParallel,
+    activated,
     device_kind,
     get_strategy,
     is_chief,
@@ -93,7 +95,8 @@ class TrainConfig:
         label_smoothing: of the cross-entropy.
         mixed_precision: False, True (float16 on GPU, bfloat16 on TPU/CPU) or
             a policy name. Outputs and loss stay float32.
-        strategy: "auto", "cpu", "mirrored", "multiworker", "tpu", or a
+        strategy: "auto", "cpu", "mirrored", "multiworker", "tpu",
+            "data-parallel" (``get_strategy``; JAX: every device), or a
             ``tf.distribute.Strategy``; ``tpu``: TPU name/address.
         freeze_backbone: train only the classifier.
         dropout: before a new classifier.
@@ -353,10 +356,14 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = get_strategy(strategy, tpu=config.tpu)
     strategy = keras_compatible(strategy)
+    if isinstance(strategy, JaxDataParallel):
+        _check_jax_batch_norm(config.sync_batch_norm)
     chief = is_chief(strategy)
     directory = write_dir(output, strategy)
 
-    with rundir.locked(directory):  # new/any -> locked, or refused naming the holder
+    # new/any -> locked, or refused naming the holder; a JAX distribution is
+    # Keras' current one for the whole run.
+    with rundir.locked(directory), activated(strategy):
         # What this call may do with the directory: decided before anything is
         # written (a conflicting run raises here).
         action, previous = rundir.plan(output, run_settings, overwrite)
@@ -464,8 +471,10 @@ def _inputs(config, strategy, preprocessing, chief):
         n = count_examples(dataset, train_split, data_dir, try_gcs)
         steps_per_epoch = max(1, n // batch_size)
     if val_split and validation_steps is None and (
-            multi_worker or device_kind(strategy) == "tpu"):
-        # Equal, static steps on every worker: drop the last partial batch.
+            multi_worker or device_kind(strategy) == "tpu"
+            or isinstance(strategy, JaxDataParallel)):
+        # Equal, static steps on every worker, whole batches for every device
+        # (a JAX mesh splits each batch evenly): drop the last partial batch.
         n_val = count_examples(dataset, val_split, data_dir, try_gcs)
         validation_steps = max(1, n_val // batch_size)
     common = dict(image_size=config.image_size, batch_size=batch_size,
@@ -506,6 +515,8 @@ def _compiled_model(config, builder, strategy, inputs):
                               weights=config.weights, freeze_backbone=config.freeze_backbone,
                               dropout=config.dropout, **config.model_kwargs)
             sync_batch_norm = config.sync_batch_norm
+            if isinstance(strategy, JaxDataParallel):
+                sync_batch_norm = False  # JAX computes on the global batch already
             if sync_batch_norm is None:
                 sync_batch_norm = replicas > 1
             if sync_batch_norm and replicas > 1:
@@ -521,6 +532,14 @@ def _compiled_model(config, builder, strategy, inputs):
     finally:
         keras.config.set_dtype_policy(previous_policy)
     return net, policy
+
+
+def _check_jax_batch_norm(sync_batch_norm):
+    if sync_batch_norm is False:
+        raise ValueError(
+            "sync_batch_norm=False: under JAX data parallelism (keras.distribution) "
+            "BatchNorm always normalises with the statistics of the whole global batch, "
+            "as one device would; leave sync_batch_norm unset.")
 
 
 def _restore(net, point):

@@ -82,7 +82,9 @@ All of them run the same command, with three environment variables:
   oracle has no trial left for them. Restarting the chief with the same
   directory resumes the search, and reruns trials that were interrupted.
 - Each worker trains with its own ``--strategy`` (``mirrored`` for all the
-  GPUs of its machine); ``max_trials`` counts the trials of all workers.
+  GPUs of its machine; ``data-parallel`` for all of them on any backend: on
+  JAX ``keras.distribution.DataParallel`` over the machine's devices);
+  ``max_trials`` counts the trials of all workers.
 """
 
 from kerasnets.tuner.hypermodels import (  # noqa: F401

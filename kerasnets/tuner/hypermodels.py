@@ -12,7 +12,7 @@ FAMILIES = ("densenet", "mobilenet", "senet", "dpn", "igc")
 TUNERS = ("random", "bayesian", "hyperband")
 # ``multiworker`` is not among them: spread trials over machines with
 # keras-tuner's chief/worker mode instead (module docstring).
-STRATEGIES = ("auto", "cpu", "mirrored", "tpu")
+STRATEGIES = ("auto", "cpu", "mirrored", "tpu", "data-parallel")
 OPTIMIZERS = ("adamw", "sgd")
 BEST_MODEL_FILE = "best_model.keras"
 SEARCH_FILE = "kerasnets_search.json"

@@ -356,8 +356,10 @@ def search(
         hyperband_factor: Hyperband's reduction factor.
         objective: metric to maximise/minimise ("val_accuracy", "val_loss").
         executions_per_trial: trainings averaged per trial.
-        strategy: "auto", "cpu", "mirrored", "tpu" or a
-            ``tf.distribute.Strategy``: each trial trains under it.
+        strategy: "auto", "cpu", "mirrored", "tpu", "data-parallel" (JAX:
+            ``keras.distribution.DataParallel`` over this machine's devices;
+            TensorFlow: "mirrored") or a strategy object: each trial trains
+            under it.
         tpu: TPU name or address (``strategy="tpu"``).
         mixed_precision: False, True (float16 on GPUs, bfloat16 on TPUs and
             CPUs) or a policy name.
@@ -400,6 +402,13 @@ def search(
         _check_resumable(project_dir)
     if not isinstance(strategy, tf.distribute.Strategy):
         strategy = training.get_strategy(strategy, tpu=tpu)
+    jax_data_parallel = isinstance(strategy, training.JaxDataParallel)
+    if jax_data_parallel and strategy.num_processes > 1:
+        raise ValueError(
+            "A search runs data-parallel trials on one machine's devices: it has no "
+            "multi-host JAX mode (unset KERAS_DISTRIBUTION_*). To use several machines, "
+            "spread the trials over them with keras-tuner's chief/worker mode "
+            "(kerasnets.tuner's docstring).")
     if seed is not None:
         keras.utils.set_random_seed(seed)
 
@@ -437,7 +446,8 @@ def search(
     if steps_per_epoch is None:
         steps_per_epoch = max(1, training.count_examples(
             dataset, train_split, data_dir, try_gcs) // batch_size)
-    if validation_steps is None and kind == "tpu":
+    if validation_steps is None and (kind == "tpu" or jax_data_parallel):
+        # Whole batches only (a JAX mesh splits each batch evenly).
         validation_steps = max(1, training.count_examples(
             dataset, val_split, data_dir, try_gcs) // batch_size)
     common = dict(image_size=image_size, batch_size=batch_size,
@@ -459,54 +469,57 @@ def search(
     settings = dict(hypermodel.describe(), dataset=dataset, tuner=tuner,
                     train_split=train_split, val_split=val_split, image_size=image_size)
     _check_search_file(project_dir, settings, overwrite, role)
-    default_strategy = strategy is tf.distribute.get_strategy()
+    # keras-tuner takes tf.distribute strategies only; a JAX distribution is
+    # Keras' current one for the whole search instead.
+    default_strategy = strategy is tf.distribute.get_strategy() or jax_data_parallel
 
-    previous_policy = keras.config.dtype_policy()
-    try:
-        if policy:
-            keras.config.set_dtype_policy(policy)
-        search_tuner = make_tuner(
-            hypermodel, tuner, directory=os.fspath(directory), project_name=project_name,
-            max_trials=max_trials, epochs=epochs, hyperband_factor=hyperband_factor,
-            objective=objective, seed=seed, overwrite=overwrite,
-            executions_per_trial=executions_per_trial, dtype_policy=policy,
-            distribution_strategy=None if default_strategy else strategy)
-        with warnings.catch_warnings():
-            # Checkpoints hold optimizer variables; models rebuilt to load
-            # them (Hyperband's continued trials) start a new optimizer.
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            try:
-                search_tuner.search(
-                    train_ds, validation_data=val_ds, epochs=epochs,
-                    steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
-                    callbacks=list(callbacks), verbose=verbose, shuffle=False)
-            except RuntimeError as error:
-                raise _failed_trials_error(error, project_dir) from error
-        ran = list(getattr(search_tuner, "ran_trials", []))
-        objective_name = _objective_name(search_tuner)
-        if role == "worker":
-            return SearchResult(search_tuner, None, None, None, ran, role, project_dir,
-                                objective_name)
-        completed = [t for t in search_tuner.oracle.get_best_trials(1)
-                     if t.status == "COMPLETED"]
-        if not completed:
-            failed = [t for t in search_tuner.oracle.trials.values() if t.message]
-            cause = f"; the last failed with {_cause(failed[-1].message)}" if failed else ""
-            raise RuntimeError(
-                f"No trial of {project_dir} completed{cause} (tracebacks in its "
-                "trial_*/trial.json files).")
-        best_hp = completed[0].hyperparameters
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            best_model = search_tuner.get_best_models(1)[0]
-        # Its optimizer's variables exist, so that the saved file loads whole.
-        with strategy.scope():
-            best_model.optimizer.build(best_model.trainable_variables)
-        model_path = os.path.join(project_dir, BEST_MODEL_FILE)
-        remove_stale_partials(model_path)  # of a killed search
-        write_atomically(model_path, best_model.save, ".keras")
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    with training.activated(strategy):
+        previous_policy = keras.config.dtype_policy()
+        try:
+            if policy:
+                keras.config.set_dtype_policy(policy)
+            search_tuner = make_tuner(
+                hypermodel, tuner, directory=os.fspath(directory), project_name=project_name,
+                max_trials=max_trials, epochs=epochs, hyperband_factor=hyperband_factor,
+                objective=objective, seed=seed, overwrite=overwrite,
+                executions_per_trial=executions_per_trial, dtype_policy=policy,
+                distribution_strategy=None if default_strategy else strategy)
+            with warnings.catch_warnings():
+                # Checkpoints hold optimizer variables; models rebuilt to load
+                # them (Hyperband's continued trials) start a new optimizer.
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                try:
+                    search_tuner.search(
+                        train_ds, validation_data=val_ds, epochs=epochs,
+                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps,
+                        callbacks=list(callbacks), verbose=verbose, shuffle=False)
+                except RuntimeError as error:
+                    raise _failed_trials_error(error, project_dir) from error
+            ran = list(getattr(search_tuner, "ran_trials", []))
+            objective_name = _objective_name(search_tuner)
+            if role == "worker":
+                return SearchResult(search_tuner, None, None, None, ran, role, project_dir,
+                                    objective_name)
+            completed = [t for t in search_tuner.oracle.get_best_trials(1)
+                         if t.status == "COMPLETED"]
+            if not completed:
+                failed = [t for t in search_tuner.oracle.trials.values() if t.message]
+                cause = f"; the last failed with {_cause(failed[-1].message)}" if failed else ""
+                raise RuntimeError(
+                    f"No trial of {project_dir} completed{cause} (tracebacks in its "
+                    "trial_*/trial.json files).")
+            best_hp = completed[0].hyperparameters
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+                best_model = search_tuner.get_best_models(1)[0]
+            # Its optimizer's variables exist, so that the saved file loads whole.
+            with strategy.scope():
+                best_model.optimizer.build(best_model.trainable_variables)
+            model_path = os.path.join(project_dir, BEST_MODEL_FILE)
+            remove_stale_partials(model_path)  # of a killed search
+            write_atomically(model_path, best_model.save, ".keras")
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
     return SearchResult(search_tuner, best_model, best_hp, model_path, ran, role,
                         project_dir, objective_name)
 
