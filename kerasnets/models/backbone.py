@@ -79,7 +79,8 @@ def _check_pyramid(pyramid, model_name):
             raise ValueError(f"A pyramid level is named P<k> (stride 2**k); received "
                              f"{level!r} in the pyramid of {model_name!r}.")
         if (not isinstance(maps, (list, tuple)) or not maps
-                or not all(isinstance(m, (list, tuple)) and len(m) == 2 for m in maps)):
+                or not all(isinstance(m, (list, tuple)) and len(m) == 2
+                           and isinstance(m[0], str) and isinstance(m[1], int) for m in maps)):
             raise ValueError(f"Pyramid level {level} of {model_name!r} must list "
                              f"[layer name, output index] pairs; received {maps!r}.")
         checked[level] = [(str(name), int(index)) for name, index in maps]
