@@ -6,18 +6,20 @@ keras-hub's tasks (``DeepLabV3Backbone``, ``RetinaNetBackbone``, ...) take an
 ``{"P1": map, ..., "P5": map}`` keyed by level (the map's stride is 2**level).
 A Python attribute of a plain ``keras.Model`` is lost when the model is saved
 and loaded or cloned, so the pyramid lives in the model's config here (level
--> the name of the layer whose output is the map) and is derived again from
+-> the layer whose output is the map) and is derived again from
 the layers whenever the model is built: by a builder, ``from_config``
 (``.keras`` files, keras-hub's ``from_config`` of the task) or
-``keras.models.clone_model``.
+``keras.models.clone_model`` (which builds the copy from the original's
+class without its config: the pyramid then comes from the original).
 
 A map of a memory-efficient DenseNet/DPN block is a list of maps (never
-concatenated inside the headless network): its entry names every layer of
-the list, and ``pyramid_outputs`` concatenates them outside the model
-(``Concatenate`` has no weights).
+concatenated inside the headless network): its entry names the layer (and
+output index) of every map of the list, and ``pyramid_outputs`` concatenates
+them outside the model (``Concatenate`` has no weights).
 """
 
 import sys
+import warnings
 
 import keras
 
@@ -36,6 +38,7 @@ class Backbone(keras.Model):
 
     def __init__(self, *args, pyramid=None, feature_info=None, **kwargs):
         super().__init__(*args, **kwargs)
+        source = None
         if pyramid is None and feature_info is None:
             source = _clone_source()
             if source is not None:
@@ -43,8 +46,16 @@ class Backbone(keras.Model):
         self.pyramid = _check_pyramid(pyramid or {}, self.name)
         if feature_info is not None:
             self.feature_info = [dict(info) for info in feature_info]
-        self.pyramid_outputs = {level: self._level_output(level, maps)
-                                for level, maps in self.pyramid.items()}
+        try:
+            self.pyramid_outputs = {level: self._level_output(level, maps)
+                                    for level, maps in self.pyramid.items()}
+        except ValueError as error:
+            if source is None:
+                raise
+            # a clone_function that renamed layers: a copy without the pyramid
+            warnings.warn(f"clone_model: {error} The copy has no pyramid_outputs.",
+                          stacklevel=2)
+            self.pyramid, self.pyramid_outputs = {}, {}
 
     def _level_output(self, level, maps):
         tensors = []

@@ -356,7 +356,9 @@ def finish_model(
     ``PretrainedCfg`` of a tag (from ``check_arguments``), or a path read
     with the layer maps of ``model_name``'s catalog entry. The model's
     ``pretrained_cfg`` attribute is that configuration (None for random
-    weights or a file)."""
+    weights or a file). A headless model (``include_top=False``) is a
+    ``Backbone``: keras-hub's ``pyramid_outputs`` at the ``features`` taps
+    (the chosen ones with ``features_only``)."""
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     else:
