@@ -60,9 +60,13 @@ setup(
     ],
     extras_require={
         "export": ["onnx", "onnxruntime", "tf2onnx"],
+        # keras-hub's detection and segmentation tasks on kerasnets backbones
+        # (pyramid_outputs); it pulls in tensorflow-text.
+        "hub": ["keras-hub>=0.32"],
         "test": [
             "pytest>=7", "pytest-timeout", "pillow",
             "onnx", "onnxruntime", "tf2onnx",
+            "keras-hub>=0.32",  # tests/test_hub.py: the hub extra's tasks
             "nbclient", "nbformat", "ipykernel",
             "jax[cpu]",  # kerasnets.benchmark on Keras' JAX backend
             "build", "twine",  # the release checks (tests/test_release.py, .ci/run)

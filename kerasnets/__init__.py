@@ -28,10 +28,11 @@ from kerasnets.registry import create_model, list_models  # noqa: E402, F401
 
 @_wrapt.when_imported("keras")
 def _register_layers(keras):
-    """Registers kerasnets' serializable layers when Keras is (or has been)
-    imported: Keras' deserializer finds custom classes only among the
-    registered ones."""
+    """Registers kerasnets' serializable layers and its ``Backbone`` model
+    class when Keras is (or has been) imported: Keras' deserializer finds
+    custom classes only among the registered ones."""
     _importlib.import_module("kerasnets.layers")
+    _importlib.import_module("kerasnets.models.backbone")
 
 _SUBMODULES = (
     "benchmark", "cli", "convert", "data", "export", "imagenet", "layers", "models",

@@ -111,7 +111,7 @@ def _graph_layers(model):
     one: those of a Functional or Sequential model and of such models nested
     in it (a custom layer's own sublayers are rebuilt by the custom layer)."""
     for layer in model.layers:
-        if type(layer).__name__ in ("Functional", "Sequential"):
+        if type(layer).__name__ in ("Functional", "Sequential", "Backbone"):
             yield from _graph_layers(layer)
         else:
             yield layer

@@ -28,6 +28,7 @@ from keras import layers
 
 from kerasnets import preprocessing, registry
 from kerasnets import weights as weights_lib
+from kerasnets.models.backbone import Backbone, pyramid_of
 from kerasnets.text import short_repr
 
 POOLING_MODES = (None, "avg", "max")
@@ -288,10 +289,12 @@ def global_pool(x, pooling):
 
 class FeatureTaps:
     """The multi-scale feature maps a builder marks as it builds them (timm's
-    ``feature_info``): ``add(x, reduction)`` at each point, in order. Only
-    recorded for ``features_only=True`` (otherwise ``add`` does nothing, so
-    the classifier model is unchanged); a list of maps (memory-efficient
-    DenseNet/DPN) is concatenated there for the feature output.
+    ``feature_info``): ``add(x, reduction)`` at each point, in order. They
+    are the outputs of ``features_only=True`` (``enabled``) and the
+    ``pyramid_outputs`` of every headless model (``Backbone``). A list of maps
+    (memory-efficient DenseNet/DPN) is concatenated here for the feature
+    output only: otherwise the network is unchanged (the pyramid concatenates
+    it outside the model).
     """
 
     def __init__(self, enabled):
@@ -299,10 +302,9 @@ class FeatureTaps:
         self.taps = []
 
     def add(self, x, reduction, name):
-        if not self.enabled:
-            return
         if isinstance(x, (list, tuple)):
-            x = layers.Concatenate(name=f"{name}_features")(list(x))
+            x = (layers.Concatenate(name=f"{name}_features")(list(x)) if self.enabled
+                 else list(x))
         self.taps.append({"tensor": x, "reduction": int(reduction), "name": name})
 
 
@@ -354,12 +356,18 @@ def finish_model(
     ``PretrainedCfg`` of a tag (from ``check_arguments``), or a path read
     with the layer maps of ``model_name``'s catalog entry. The model's
     ``pretrained_cfg`` attribute is that configuration (None for random
-    weights or a file)."""
+    weights or a file). A headless model (``include_top=False``) is a
+    ``Backbone``: keras-hub's ``pyramid_outputs`` at the ``features`` taps
+    (the chosen ones with ``features_only``)."""
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
     else:
         inputs = img_input
-    model = keras.Model(inputs, outputs, name=name)
+    features_only = features is not None and features.enabled
+    if include_top or features_only or features is None:
+        model = keras.Model(inputs, outputs, name=name)
+    else:  # a headless network: keras-hub's pyramid at the feature taps
+        model = Backbone(inputs, outputs, name=name, pyramid=pyramid_of(features.taps))
     if weights is not None:
         if cfg is None and not is_weights_path(weights):
             cfg = weights_lib.pretrained_cfg(model_name, weights)
@@ -370,14 +378,14 @@ def finish_model(
             layer_maps=registry.get(model_name).layer_maps,
             include_top=include_top,
         )
-    if features is not None and features.enabled:
+    if features_only:
         # The whole headless network loaded its weights above; the backbone
         # shares its layers up to the last requested map.
         chosen = _select_features(features, out_indices)
-        model = keras.Model(inputs, [tap["tensor"] for tap in chosen], name=name)
-        model.feature_info = [
+        model = Backbone(inputs, [tap["tensor"] for tap in chosen], name=name,
+                         pyramid=pyramid_of(features.taps, chosen), feature_info=[
             {"index": features.taps.index(tap), "num_chs": int(tap["tensor"].shape[-1]),
-             "reduction": tap["reduction"], "name": tap["name"]} for tap in chosen]
+             "reduction": tap["reduction"], "name": tap["name"]} for tap in chosen])
     # Where the weights came from, as timm's ``model.pretrained_cfg`` (None:
     # random or a file).
     model.pretrained_cfg = cfg
