@@ -81,6 +81,37 @@ def digest(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
+def kill_mid_epoch(addresses, args, results, logs, victim, at):
+    """Starts the workers, waits until ``victim`` paused at ``at`` ("E:B"),
+    SIGKILLs it; returns (seconds until the survivor exited, the survivor's
+    stderr, the backup's metadata at the kill)."""
+    backup = os.path.join(args[args.index("--output") + 1], "backup")
+    procs = start_workers(addresses, args, results, logs, pause=(victim, at))
+    survivor = procs[1 - victim]
+    try:
+        deadline = time.monotonic() + STEP_LIMIT
+        while not os.path.exists(results[victim] + ".paused"):
+            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, (
+                "\n".join(open(path).read()[-3000:] for pair in logs for path in pair))
+            time.sleep(0.1)
+        with open(os.path.join(backup, "training_metadata.json")) as f:
+            metadata = json.load(f)
+        killed = time.monotonic()
+        procs[victim].send_signal(signal.SIGKILL)
+        try:
+            survivor.wait(timeout=STEP_LIMIT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"worker {1 - victim} still runs {STEP_LIMIT} s after worker "
+                        f"{victim} was killed")
+        detected = time.monotonic() - killed
+    finally:
+        stop(procs)
+    error = logs[1 - victim][1].read_text().strip()
+    assert survivor.returncode == 1, error[-3000:]
+    assert procs[victim].returncode == -signal.SIGKILL
+    return detected, error, metadata
+
+
 @pytest.mark.heavy
 def test_lost_worker_is_named_and_the_same_commands_resume(colours, tmp_path):  # noqa: F811
     output = str(tmp_path / "run")
@@ -89,61 +120,57 @@ def test_lost_worker_is_named_and_the_same_commands_resume(colours, tmp_path):  
     results = [str(tmp_path / f"worker{i}.npz") for i in range(2)]
     logs = [(tmp_path / f"worker{i}.out", tmp_path / f"worker{i}.err") for i in range(2)]
     backup = os.path.join(output, "backup")
+    timeline = []
 
-    # 1. Worker 1 stops after step 2 of epoch 2 (the backup of epoch 1 is
-    # written: every worker finished epoch 1 before step 1 of epoch 2).
-    procs = start_workers(addresses, args, results, logs, pause=(1, "1:1"))
-    try:
-        marker = results[1] + ".paused"
-        deadline = time.monotonic() + STEP_LIMIT
-        while not os.path.exists(marker):
-            assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, (
-                "\n".join(open(path).read()[-3000:] for pair in logs for path in pair))
-            time.sleep(0.1)
-        with open(os.path.join(backup, "training_metadata.json")) as f:
-            assert json.load(f) == {"epoch": 1, "batch": 0}
-        backed_up = digest(os.path.join(backup, "latest.weights.h5"))
-        first_epoch = history_rows(output)
-        assert [row[0] for row in first_epoch] == ["0"]
-
-        killed = time.monotonic()
-        procs[1].send_signal(signal.SIGKILL)
-        try:
-            procs[0].wait(timeout=STEP_LIMIT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"worker 0 still runs {STEP_LIMIT} s after worker 1 was killed")
-        detected = time.monotonic() - killed
-    finally:
-        stop(procs)
-
-    # 2. The survivor stopped within the bound, with one line naming worker 1.
-    survivor_err = logs[0][1].read_text().strip()
-    assert procs[0].returncode == 1, survivor_err[-3000:]
-    assert procs[1].returncode == -signal.SIGKILL
-    assert survivor_err.splitlines() == [survivor_err], survivor_err[-3000:]
-    assert survivor_err.startswith(f"kerasnets: error: Worker 1 ({addresses[1]}) was lost"), \
-        survivor_err
-    assert "resume at epoch 2" in survivor_err
+    # 1. Worker 1 is killed after step 2 of epoch 2 (every worker finished
+    # epoch 1, its backup included, before step 1 of epoch 2 could run).
+    detected, error, metadata = kill_mid_epoch(addresses, args, results, logs, 1, "1:1")
+    assert metadata == {"epoch": 1, "batch": 0}
+    # The survivor stopped within the bound, with one line naming worker 1.
+    assert error.splitlines() == [error], error[-3000:]
+    assert error.startswith(f"kerasnets: error: Worker 1 ({addresses[1]}) was lost"), error
+    assert error.endswith("the backup of epoch 1 is kept: start every worker's command "
+                          "again to resume at epoch 2."), error
     assert detected < 2 * PEER_TIMEOUT + 20, detected
+    timeline.append(f"worker 1 killed in epoch 2 (after step 2 of 3): worker 0 stopped "
+                    f"{detected:.1f} s later")
 
-    # Nothing lost, nothing half-written: the backup of epoch 1 as it was, no
-    # model.keras, the run still "running".
+    # Nothing lost, nothing half-written: the backup of epoch 1, no
+    # model.keras, the run "running" and unlocked.
+    backed_up = digest(os.path.join(backup, "latest.weights.h5"))
     assert not os.path.exists(os.path.join(output, "model.keras"))
-    assert digest(os.path.join(backup, "latest.weights.h5")) == backed_up
+    assert not os.path.exists(os.path.join(output, ".lock"))
     with open(os.path.join(backup, "training_metadata.json")) as f:
-        assert json.load(f) == {"epoch": 1, "batch": 0}
+        assert json.load(f) == metadata
     with open(os.path.join(output, "config.json")) as f:
         assert json.load(f)["status"] == "running"
-    assert history_rows(output) == first_epoch
+    first_epoch = history_rows(output)
+    assert [row[0] for row in first_epoch] == ["0"]
     assert not [n for n in os.listdir(output) if "partial" in n]
-
-    # 3. The same two commands resume at epoch 2 and end alike on both workers.
     assert not any(os.path.exists(path) for path in results)  # neither finished training
+
+    # 2. The same commands resume at epoch 2; this time worker 0 (the chief,
+    # which holds the coordination service) is killed in epoch 3.
+    detected, error, metadata = kill_mid_epoch(addresses, args, results, logs, 0, "2:1")
+    assert "resuming at epoch 2 of 3 from its backup (after epoch 1)" in (
+        logs[0][0].read_text())
+    assert metadata == {"epoch": 2, "batch": 0}
+    assert error.splitlines() == [error], error[-3000:]
+    assert error.startswith(f"kerasnets: error: Worker 0 ({addresses[0]}) was lost"), error
+    assert "resume at epoch 3." in error
+    assert detected < 2 * PEER_TIMEOUT + 20, detected
+    assert digest(os.path.join(backup, "latest.weights.h5")) != backed_up
+    assert history_rows(output)[0] == first_epoch[0]
+    timeline.append(f"resumed at epoch 2; worker 0 killed in epoch 3: worker 1 stopped "
+                    f"{detected:.1f} s later")
+
+    # 3. The same commands resume at epoch 3 and end alike on both workers.
     procs = start_workers(addresses, args, results, logs)
     started = time.monotonic()
     wait_all(procs, logs)
-    resumed_in = time.monotonic() - started
-    assert "resuming at epoch 2 of 3 from its backup (after epoch 1)" in logs[0][0].read_text()
+    timeline.append(f"resumed at epoch 3, finished {time.monotonic() - started:.1f} s later")
+    assert "resuming at epoch 3 of 3 from its backup (after epoch 2)" in (
+        logs[0][0].read_text())
     w0, w1 = (load_weights(path) for path in results)
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)
@@ -165,12 +192,10 @@ def test_lost_worker_is_named_and_the_same_commands_resume(colours, tmp_path):  
     uninterrupted = load_weights(whole_results[0])
     difference = max(float(np.abs(a - b).max()) for a, b in zip(w0, uninterrupted))
     scale = max(float(np.abs(a).max()) for a in uninterrupted)
-    print(f"lost-worker timeline: worker 1 killed mid-epoch 2 (after step 2 of 3); worker 0 "
-          f"stopped {detected:.1f} s later (--peer-timeout {PEER_TIMEOUT}); rerun resumed at "
-          f"epoch 2, finished in {resumed_in:.1f} s; epochs {len(rows)} (uninterrupted "
-          f"{len(whole_rows)}); final loss {float(rows[-1][2]):.4f} resumed vs "
-          f"{float(whole_rows[-1][2]):.4f} uninterrupted; max weight difference "
-          f"{difference:.3g} (largest weight {scale:.3g})")
+    print(f"lost-worker timeline (--peer-timeout {PEER_TIMEOUT}): {'; '.join(timeline)}; "
+          f"epochs {len(rows)} (uninterrupted {len(whole_rows)}); final loss "
+          f"{float(rows[-1][2]):.4f} (uninterrupted {float(whole_rows[-1][2]):.4f}); max "
+          f"weight difference {difference:.3g} (largest weight {scale:.3g})")
 
 
 # ------------------------------------------------------- naming the lost peer

@@ -10,7 +10,7 @@ import warnings
 from kerasnets import files
 from kerasnets.cli import common
 from kerasnets.training import recipe as training_recipe
-from kerasnets.training.cluster import PEER_TIMEOUT
+from kerasnets.training.cluster import PEER_TIMEOUT, WorkerLost
 from kerasnets.training.distribute import STRATEGIES as TRAIN_STRATEGIES
 from kerasnets.training.run import TrainConfig
 
@@ -175,8 +175,16 @@ def cmd_train(args):
     # First: a multi-worker strategy must exist before other TensorFlow work.
     config.strategy = training.get_strategy(args.strategy, tpu=args.tpu,
                                             peer_timeout=args.peer_timeout)
-    result = training.train(config, overwrite=args.overwrite,
-                            verbose=_progress_verbosity())
+    try:
+        result = training.train(config, overwrite=args.overwrite,
+                                verbose=_progress_verbosity())
+    except WorkerLost as error:
+        # After its collectives were aborted TensorFlow cannot be shut down
+        # cleanly (its tf.data threads can hold the exit for a minute or
+        # more): every file is whole and the run folder unlocked; leave now.
+        print(f"kerasnets: error: {common.one_line(error)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
     if result.status == "complete":
         print(f"the run in {config.output} is complete ({config.epochs} epochs): nothing to "
               "do (a larger --epochs continues it, --overwrite starts over)")

@@ -71,7 +71,6 @@ def configure_heartbeats(peer_timeout=None):
         service_leader=multi_worker_util.coordination_leader(spec),
         coordinated_jobs=jobs,
         heartbeat_timeout_in_ms=int(timeout * 1000),
-        shutdown_barrier_timeout_in_ms=int(timeout * 1000),
     )
 
 
