@@ -249,3 +249,17 @@ def test_worker_lost_message(monkeypatch):
 def test_peer_timeout_is_checked(value):
     with pytest.raises(ValueError, match="peer_timeout must be a number of seconds"):
         cluster.check_peer_timeout(value)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "nan"])
+def test_cli_refuses_a_bad_peer_timeout(value, tmp_path, capsys):
+    from kerasnets import cli
+
+    argv = ["train", "--model", "MobileNetV2", "--dataset", "folder:" + str(tmp_path),
+            "--output", str(tmp_path / "run"), "--strategy", "multiworker",
+            "--peer-timeout", value]
+    assert cli.main(argv) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("kerasnets: error:") and "\n" not in error
+    assert "peer" in error
+    assert not os.path.exists(tmp_path / "run")
