@@ -9,7 +9,6 @@ callbacks: final weights to an .npz, and a pause mid-epoch to kill at).
 import hashlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
