@@ -6,6 +6,7 @@ happens once per process):
     python -m tests.train_worker mirrored   DATA RESULT
     python -m tests.train_worker worker     DATA OUTPUT RESULT      (TF_CONFIG set)
     python -m tests.train_worker resume     DATA OUTPUT RESULT [--kill-at E:B]
+    python -m tests.train_worker cli RESULT [--pause-at E:B] -- train ARGS...
 
 RESULT is an .npz file of the final weights (and a JSON of the history).
 """
@@ -15,8 +16,10 @@ import json
 import os
 import signal
 import sys
+import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if sys.argv[1:2] != ["cli"]:  # the command line quiets TensorFlow its own way
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # The tiny network of these tests: DenseNet-CIFAR with one layer per block.
@@ -73,6 +76,29 @@ def mirrored(args):
                    "unsynced_diff": unsynced}, f)
 
 
+def pause_callback(at, marker):
+    """A callback that, after batch B of epoch E (``at`` = "E:B", from 0),
+    writes ``marker`` (its pid and the time) and stops there, for a test to
+    kill the process mid-epoch; the other workers of a cluster wait in the
+    next step's collectives."""
+    import keras
+
+    epoch, batch = (int(v) for v in at.split(":"))
+
+    class Pause(keras.callbacks.Callback):
+        def on_epoch_begin(self, e, logs=None):
+            self.epoch = e
+
+        def on_train_batch_end(self, b, logs=None):
+            if self.epoch == epoch and b == batch:
+                with open(marker + ".tmp", "w") as f:
+                    json.dump({"pid": os.getpid(), "time": time.time()}, f)
+                os.replace(marker + ".tmp", marker)
+                time.sleep(3600)
+
+    return Pause()
+
+
 def worker(args):
     """One worker of a MultiWorkerMirroredStrategy cluster (TF_CONFIG)."""
     from kerasnets import training
@@ -113,7 +139,41 @@ def resume(args):
     save_result(args.result, run.model, run.history)
 
 
+def cli(argv):
+    """``kerasnets`` command line ``argv`` (after ``--``), run by
+    ``kerasnets.cli.main`` with two test callbacks added to training: the
+    final weights saved to RESULT (.npz), and ``--pause-at E:B``
+    (``pause_callback``, marker RESULT.paused). Exits with main's status."""
+    split = argv.index("--")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("result")
+    parser.add_argument("--pause-at")
+    args = parser.parse_args(argv[:split])
+
+    from kerasnets import cli as kerasnets_cli
+    from kerasnets.training import run
+
+    make_callbacks = run.make_callbacks
+
+    def with_test_callbacks(*a, **kw):
+        import keras
+
+        class SaveWeights(keras.callbacks.Callback):
+            def on_train_end(self, logs=None):
+                save_result(args.result, self.model, {})
+
+        extra = [SaveWeights()]
+        if args.pause_at:
+            extra.append(pause_callback(args.pause_at, args.result + ".paused"))
+        return make_callbacks(*a, **kw) + extra
+
+    run.make_callbacks = with_test_callbacks
+    sys.exit(kerasnets_cli.main(argv[split + 1:]))
+
+
 def main():
+    if sys.argv[1:2] == ["cli"]:
+        cli(sys.argv[2:])
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["mirrored", "worker", "resume"])
     parser.add_argument("data")

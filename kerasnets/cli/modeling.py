@@ -10,6 +10,7 @@ import warnings
 from kerasnets import files
 from kerasnets.cli import common
 from kerasnets.training import recipe as training_recipe
+from kerasnets.training.cluster import PEER_TIMEOUT, WorkerLost
 from kerasnets.training.distribute import STRATEGIES as TRAIN_STRATEGIES
 from kerasnets.training.run import TrainConfig
 
@@ -172,9 +173,18 @@ def cmd_train(args):
     from kerasnets import training
 
     # First: a multi-worker strategy must exist before other TensorFlow work.
-    config.strategy = training.get_strategy(args.strategy, tpu=args.tpu)
-    result = training.train(config, overwrite=args.overwrite,
-                            verbose=_progress_verbosity())
+    config.strategy = training.get_strategy(args.strategy, tpu=args.tpu,
+                                            peer_timeout=args.peer_timeout)
+    try:
+        result = training.train(config, overwrite=args.overwrite,
+                                verbose=_progress_verbosity())
+    except WorkerLost as error:
+        # After its collectives were aborted TensorFlow cannot be shut down
+        # cleanly (its tf.data threads can hold the exit for a minute or
+        # more): every file is whole and the run folder unlocked; leave now.
+        print(f"kerasnets: error: {common.one_line(error)}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(1)
     if result.status == "complete":
         print(f"the run in {config.output} is complete ({config.epochs} epochs): nothing to "
               "do (a larger --epochs continues it, --overwrite starts over)")
@@ -259,6 +269,11 @@ def _add_train_parser(sub):
                        help=STRATEGY_HELP)
     train.add_argument("--tpu", default=None,
                        help="TPU name, grpc://HOST:8470 or 'local' (with --strategy tpu/auto)")
+    train.add_argument("--peer-timeout", type=common.finite_float, default=None,
+                       metavar="SECONDS",
+                       help="--strategy multiworker: a worker silent this long counts as "
+                            "lost and the others stop, naming it (default: "
+                            f"{PEER_TIMEOUT:g}); run every worker's command again to resume")
     train.add_argument("--output", required=True,
                        help="run directory; run again with the same one to resume")
     train.add_argument("--freeze-backbone", action="store_true",

@@ -4,7 +4,8 @@ One recipe, two doors: ``kerasnets train`` on the command line and
 ``kerasnets.training.train`` in Python (notebooks) do the same thing:
 
 The settings of a run are one ``TrainConfig``. Modules: ``distribute``
-(strategies, devices, mixed precision), ``recipe`` (model, optimizer,
+(strategies, devices, mixed precision), ``cluster`` (a multi-worker run's lost
+workers: heartbeat timeout, ``WorkerLost``), ``recipe`` (model, optimizer,
 schedule, loss: shared with the tuner), ``callbacks``, ``rundir`` (a run
 folder's lifecycle: its states and the steps between them), ``run`` (``train``), ``evaluate``.
 
@@ -32,7 +33,9 @@ With several workers every worker runs the same program with its own
 ``TF_CONFIG``; only the chief writes into the output directory, the others
 write the same files into a private temporary directory. Resuming assumes
 the output directory is shared storage (a bucket, NFS) or, failing that,
-that each worker restarts on the machine that holds its own backup.
+that each worker restarts on the machine that holds its own backup. A worker
+that dies is noticed by the others within ``peer_timeout`` seconds: they stop
+with ``WorkerLost`` naming it, and the same commands resume from the backup.
 """
 
 from kerasnets.training.callbacks import (  # noqa: F401
@@ -41,6 +44,7 @@ from kerasnets.training.callbacks import (  # noqa: F401
     make_callbacks,
     plot_history,
 )
+from kerasnets.training.cluster import PEER_TIMEOUT, WorkerLost  # noqa: F401
 from kerasnets.training.distribute import (  # noqa: F401
     STRATEGIES,
     JaxDataParallel,
@@ -87,6 +91,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "WorkerLost",
     "build_model",
     "compile_model",
     "device_kind",

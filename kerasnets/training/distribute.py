@@ -11,7 +11,7 @@ import warnings
 STRATEGIES = ("auto", "cpu", "mirrored", "multiworker", "tpu", "data-parallel")
 
 
-def get_strategy(name="auto", tpu=None):
+def get_strategy(name="auto", tpu=None, peer_timeout=None):
     """A ``tf.distribute.Strategy`` by name.
 
     - ``"auto"``: a TPU when one is named (``tpu``), announced by the
@@ -22,7 +22,10 @@ def get_strategy(name="auto", tpu=None):
     - ``"mirrored"``: MirroredStrategy over the local GPUs (or the logical CPU
       devices when there is no GPU).
     - ``"multiworker"``: MultiWorkerMirroredStrategy configured by
-      ``TF_CONFIG``; create it first, before any other TensorFlow work.
+      ``TF_CONFIG``; create it first, before any other TensorFlow work. A
+      worker that stops sending heartbeats for ``peer_timeout`` seconds
+      (default ``cluster.PEER_TIMEOUT``; fixed by the first call) counts as
+      lost: the others' collectives abort (``cluster.worker_lost``).
     - ``"tpu"``: TPUStrategy through ``TPUClusterResolver(tpu)``: ``tpu`` is a
       TPU name, a ``grpc://host:8470`` address or ``"local"`` (TPU VM).
 
@@ -40,6 +43,9 @@ def get_strategy(name="auto", tpu=None):
         return name
     if name not in STRATEGIES:
         raise ValueError(f"Unknown strategy {name!r}: expected one of {STRATEGIES}.")
+    from kerasnets.training.cluster import check_peer_timeout
+
+    check_peer_timeout(peer_timeout)
     import keras
 
     backend = keras.backend.backend()
@@ -68,14 +74,14 @@ def get_strategy(name="auto", tpu=None):
     key = (name, tpu) + tuple(os.environ.get(v) for v in ("TF_CONFIG", "TPU_NAME",
                                                            "COLAB_TPU_ADDR"))
     if key not in _STRATEGIES:
-        _STRATEGIES[key] = _new_strategy(name, tpu)
+        _STRATEGIES[key] = _new_strategy(name, tpu, peer_timeout)
     return _STRATEGIES[key]
 
 
 _STRATEGIES = {}
 
 
-def _new_strategy(name, tpu):
+def _new_strategy(name, tpu, peer_timeout=None):
     import tensorflow as tf
 
     if name == "tpu" or (name == "auto" and _tpu_announced(tpu)):
@@ -93,6 +99,9 @@ def _new_strategy(name, tpu):
             json.loads(config)
         except ValueError as error:
             raise RuntimeError(f"TF_CONFIG is not valid JSON: {error}") from error
+        from kerasnets.training import cluster
+
+        cluster.configure_heartbeats(peer_timeout)
         return keras_compatible(tf.distribute.MultiWorkerMirroredStrategy())
     gpus = tf.config.list_logical_devices("GPU")
     if name == "mirrored":

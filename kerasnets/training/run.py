@@ -7,7 +7,7 @@ import os
 import shutil
 from typing import Optional
 
-from kerasnets.training import batchnorm, rundir
+from kerasnets.training import batchnorm, cluster, rundir
 from kerasnets.training.callbacks import HISTORY_FILE, NonFiniteLoss, make_callbacks
 from kerasnets.training.distribute import (
     JaxDataParallel,
@@ -98,6 +98,9 @@ class TrainConfig:
         strategy: "auto", "cpu", "mirrored", "multiworker", "tpu",
             "data-parallel" (``get_strategy``; JAX: every device), or a
             ``tf.distribute.Strategy``; ``tpu``: TPU name/address.
+        peer_timeout: multi-worker: seconds without heartbeats after which
+            a worker counts as lost and the others stop with ``WorkerLost``
+            (default ``cluster.PEER_TIMEOUT``; see ``get_strategy``).
         freeze_backbone: train only the classifier.
         dropout: before a new classifier.
         train_split, val_split: splits (``data.validation_splits``: "auto"
@@ -139,6 +142,7 @@ class TrainConfig:
     mixed_precision: object = False
     strategy: object = "auto"
     tpu: Optional[str] = None
+    peer_timeout: Optional[float] = None
     freeze_backbone: bool = False
     dropout: float = 0.0
     train_split: str = "train"
@@ -188,6 +192,7 @@ class TrainConfig:
             interval = ("in (0, 1]" if name == "crop_scale" else
                         f"in [0, {high:g})" if high < math.inf else "a number of at least 0")
             raise ValueError(f"{name} must be {interval}; received {value!r}.")
+        cluster.check_peer_timeout(self.peer_timeout)
         check_model_kwargs(self.model_kwargs)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}: expected one of "
@@ -354,7 +359,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
     run_settings = dict(config.settings(), model=model_name)
     strategy = config.strategy
     if not isinstance(strategy, tf.distribute.Strategy):
-        strategy = get_strategy(strategy, tpu=config.tpu)
+        strategy = get_strategy(strategy, tpu=config.tpu, peer_timeout=config.peer_timeout)
     strategy = keras_compatible(strategy)
     if isinstance(strategy, JaxDataParallel):
         _check_jax_batch_norm(config.sync_batch_norm)
@@ -400,6 +405,8 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
                              overwrite=overwrite and chief, output=output)  # -> running
         with strategy.scope():
             initial_epoch = _restore(net, point)
+        if chief and verbose and action == "resume":
+            print(_resume_message(point, config.epochs), flush=True)
         try:
             history = net.fit(
                 inputs.train,
@@ -428,6 +435,10 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         except BaseException as error:
             if action == "new":
                 rundir.abandon(directory)  # nothing of value: -> new
+            lost = cluster.worker_lost(error, _backed_up_epoch(directory)) if task(
+                strategy)[0] is not None else None
+            if lost is not None:  # a peer stopped: the backup stays for the rerun
+                raise lost from error
             if isinstance(error, (tf.errors.InvalidArgumentError, tf.errors.UnknownError)):
                 # A file the pipeline could not decode: name it (folder datasets).
                 for split in filter(None, (inputs.train_split, inputs.val_split)):
@@ -577,6 +588,28 @@ def rundir_preprocessing(config):
 
     return preprocessing_lib.Preprocessing(**{
         k: tuple(v) if isinstance(v, list) else v for k, v in config["preprocessing"].items()})
+
+
+def _resume_message(point, epochs):
+    """The log line of a resumed run: which epoch it goes on at, from what."""
+    source, _, epoch = point
+    if not epoch:
+        return "resuming: no epoch was finished before the stop; training from epoch 1"
+    what = {"backup": "its backup",
+            "checkpoint": "the last epoch checkpoint (the optimizer state restarts)",
+            "model": "the model it continues"}[source]
+    return f"resuming at epoch {epoch + 1} of {epochs} from {what} (after epoch {epoch})"
+
+
+def _backed_up_epoch(directory):
+    """The epoch (from 0) the backup in ``directory`` resumes at; 0 without
+    one."""
+    path = os.path.join(directory, rundir.BACKUP_DIR, "training_metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _take_chief_backup(output, directory):

@@ -66,7 +66,7 @@ STATES = ("new", "locked", "running", "finishing", "complete", "diverged")
 # Settings that change how a run executes, not what it computes: a run may
 # resume with other values.
 EXECUTION_SETTINGS = {"strategy", "tpu", "data_dir", "try_gcs", "cache", "backup_every",
-                      "skip_unreadable"}
+                      "skip_unreadable", "peer_timeout"}
 
 
 class RunConflict(ValueError):
