@@ -191,6 +191,16 @@ def test_fine_tuning_reaches_high_accuracy(colours, tmp_path):
                                run.model.predict(x, verbose=0), atol=1e-6)
 
 
+def test_dropout_applies_to_a_run_from_scratch_too():
+    """--dropout builds the pooled classifier with its Dropout even without
+    pretrained weights (the builder's own top has none to set)."""
+    plain = training.build_model("DenseNetCIFAR", 3, 16, **MODEL_KWARGS)
+    assert not [layer for layer in plain.layers if isinstance(layer, keras.layers.Dropout)]
+    model = training.build_model("DenseNetCIFAR", 3, 16, dropout=0.3, **MODEL_KWARGS)
+    assert model.get_layer("top_dropout").rate == 0.3
+    assert model.get_layer("predictions").units == 3 and model.output_shape == (None, 3)
+
+
 def test_freeze_backbone_trains_only_the_new_head(tmp_path):
     import kerasnets
 

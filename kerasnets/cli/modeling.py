@@ -292,7 +292,7 @@ def _add_train_parser(sub):
                        help="decoupled, not on biases and norms (default: 5e-5 sgd, 0.05 "
                             "adamw)")
     train.add_argument("--dropout", type=common.finite_float, default=0.0,
-                       help="dropout before a new classifier")
+                       help="dropout before the classifier (> 0: a pooled Dense classifier, also from scratch)")
     train.add_argument("--mixup", type=common.finite_float, default=0.0,
                        help="MixUp alpha (0: off)")
     train.add_argument("--no-flip", dest="flip", action="store_false",

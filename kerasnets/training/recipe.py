@@ -50,7 +50,8 @@ def build_model(
     and the dtype policy you train with).
 
     With pretrained ``weights`` (a tag or a path) and ``num_classes`` other
-    than 1000, or with ``freeze_backbone``, the builder's headless network
+    than 1000, with ``freeze_backbone``, or with ``dropout`` > 0 (from scratch
+    too), the builder's headless network
     (``include_top=False, pooling="avg"``) gets a new ``Dense`` classifier
     named ``predictions`` (after ``Dropout(dropout)`` when > 0);
     ``freeze_backbone`` freezes every layer but that head (frozen
@@ -103,7 +104,8 @@ def build_model(
     if is_keras_file(weights):
         result, head = _from_keras_file(weights, assemble, num_classes, freeze_backbone)
     else:
-        new_head = weights is not None and (num_classes != 1000 or freeze_backbone)
+        new_head = bool(dropout) or (weights is not None
+                                     and (num_classes != 1000 or freeze_backbone))
         result, head = assemble(new_head, weights)
     if freeze_backbone:
         for layer in result.layers:

@@ -102,7 +102,8 @@ class TrainConfig:
             a worker counts as lost and the others stop with ``WorkerLost``
             (default ``cluster.PEER_TIMEOUT``; see ``get_strategy``).
         freeze_backbone: train only the classifier.
-        dropout: before a new classifier.
+        dropout: before the classifier (> 0: the pooled Dense classifier of
+            ``build_model``, also when training from scratch).
         train_split, val_split: splits (``data.validation_splits``: "auto"
             takes "validation" or "test" when the dataset has one, else holds
             out the last 10 % of ``train_split``; None: no validation).
