@@ -49,7 +49,8 @@ def check_result(r, mode, precision="float32", jit_compile=False):
     assert r["keras_version"] == keras.__version__
 
 
-@pytest.mark.parametrize("mode", ["infer", "train"])
+# "train" (about 9 s) in the heavy tier; the fast tier measures inference.
+@pytest.mark.parametrize("mode", ["infer", pytest.param("train", marks=pytest.mark.heavy)])
 def test_benchmark_function(mode):
     result = benchmark.benchmark("MobileNet", mode, **TINY)
     assert isinstance(result, benchmark.BenchmarkResult)

@@ -210,8 +210,10 @@ def test_timm_checkpoints(tmp_path, home, monkeypatch, builder, timm_name, filen
 # ----------------------------------------------------------------- MXNet
 
 
+# Heavy (about 10 s each): the fast tier loads IGCV3's other checkpoint
+# forms (tests/weights/test_convert.py) and builds every IGC.
 @pytest.mark.parametrize("builder", [pytest.param("IGC_L4M32", marks=pytest.mark.heavy),
-                                     "IGCV3"])
+                                     pytest.param("IGCV3", marks=pytest.mark.heavy)])
 def test_mxnet_checkpoints(tmp_path, home, monkeypatch, builder):
     """The authors' .params layout, written from a randomised kerasnets model
     by test_mxnet's independent writer; loading must restore every tensor."""
