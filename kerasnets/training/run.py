@@ -436,7 +436,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
         except BaseException as error:
             if action == "new":
                 rundir.abandon(directory)  # nothing of value: -> new
-            lost = cluster.worker_lost(error, _backed_up_epoch(directory)) if task(
+            lost = cluster.worker_lost(error, rundir.backup_epoch(directory)) if task(
                 strategy)[0] is not None else None
             if lost is not None:  # a peer stopped: the backup stays for the rerun
                 raise lost from error
@@ -600,17 +600,6 @@ def _resume_message(point, epochs):
             "checkpoint": "the last epoch checkpoint (the optimizer state restarts)",
             "model": "the model it continues"}[source]
     return f"resuming at epoch {epoch + 1} of {epochs} from {what} (after epoch {epoch})"
-
-
-def _backed_up_epoch(directory):
-    """The epoch (from 0) the backup in ``directory`` resumes at; 0 without
-    one."""
-    path = os.path.join(directory, rundir.BACKUP_DIR, "training_metadata.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
 
 
 def _take_chief_backup(output, directory):

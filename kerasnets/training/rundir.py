@@ -352,19 +352,25 @@ def _resume_point(directory, previous, model):
     checkpoint = check_backup(directory)
     if checkpoint is not None:
         return ("checkpoint", *checkpoint)
-    metadata = os.path.join(directory, BACKUP_DIR, "training_metadata.json")
     if os.path.exists(os.path.join(directory, BACKUP_DIR, "latest.weights.h5")):
-        try:
-            with open(metadata, encoding="utf-8") as f:
-                return ("backup", None, int(json.load(f)["epoch"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            return ("backup", None, 0)
+        return ("backup", None, backup_epoch(directory))
     # No backup yet: a continuation killed in its first new epoch goes on
     # from the model it continues; anything else starts again.
     done = previous.get("completed_epochs", 0)
     if done and os.path.exists(model):
         return ("model", model, done)
     return ("start", None, 0)
+
+
+def backup_epoch(directory):
+    """The epoch (from 0) the backup in ``directory`` resumes at (Keras'
+    ``BackupAndRestore`` metadata); 0 without a readable one."""
+    path = os.path.join(directory, BACKUP_DIR, "training_metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
 
 
 def _remove_leftovers(directory):
