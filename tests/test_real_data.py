@@ -137,7 +137,7 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for needle in ("--epochs EPOCHS passes over the training images (default: 10)",
                    "(default: 64)", "(default: 224)", "(default: sgd)",
-                   "0.1 x B/256 sgd", "(default: cosine)", "of the cross-entropy (default: 0.1)",
+                   "sgd 0.2 x B/256 from scratch", "(default: cosine)", "default: 1 epoch", "of the cross-entropy (default: 0.1)",
                    "ImageNet-length runs use 0.08) (default: 1.0)", "--no-flip", "last 10%"):
         assert needle in text, needle
     config = TrainConfig(model="MobileNetV2", dataset="folder:x", output="o", image_size=32,
@@ -145,10 +145,42 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
     recipe = config.recipe("train[:90%]", "train[90%:]", 20)
     assert "\n" not in recipe
     for needle in ("MobileNetV2(alpha=0.35) from scratch", "10 epochs x 20 steps of 64",
-                   "at 32 px", "lr 0.025", "cosine", "label smoothing 0.1",
+                   "at 32 px", "lr 0.05", "cosine after 1 warm-up epoch,",
+                   "label smoothing 0.1",
                    "random resized crop (area 100%)", "validation: train[90%:]", "BatchNorm"):
         assert needle in recipe, needle
     assert "flip" not in recipe
+    fine_tuning = TrainConfig(model="MobileNetV2", dataset="folder:x", output="o", epochs=5,
+                              weights="imagenet").recipe("train", None, 20)
+    assert "lr 0.025, cosine after 0.5 warm-up epochs," in fine_tuning  # a tenth of 5
+
+
+def test_residual_branches_start_as_identities():
+    """From scratch, the BatchNorm ending each residual branch starts with
+    gamma 0 (Goyal et al. 2017): through an SE block and a ReLU
+    (SE-ResNet-18), never a shortcut's projection; DPN's pre-activation
+    blocks and networks without additions are left alone."""
+    import keras
+
+    from kerasnets.training import initialization, recipe
+
+    def gammas(model):
+        return {layer.name: float(np.abs(keras.ops.convert_to_numpy(layer.gamma)).max())
+                for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+
+    net = recipe.build_model("MobileNetV2", 10, 32, alpha=0.35)
+    zeroed = {name for name, value in gammas(net).items() if value == 0}
+    adds = [layer.name for layer in net.layers if isinstance(layer, keras.layers.Add)]
+    assert zeroed == {name.replace("_add", "_project_BN") for name in adds}
+    assert len(zeroed) == 10 and "block_1_project_BN" not in zeroed  # block 1: no shortcut
+
+    se = recipe.build_model("SEResNet18", 10, 32)
+    zeroed = {name for name, value in gammas(se).items() if value == 0}
+    assert len(zeroed) == 8 and "conv2_block1_2_bn" in zeroed
+    assert not any(name.endswith("_0_bn") or name.endswith("_1_bn") for name in zeroed)
+    for name in ("DPN68", "MobileNet"):
+        assert initialization.residual_branch_norms(
+            recipe.build_model(name, 10, 32)) == [], name
 
 
 @pytest.mark.heavy

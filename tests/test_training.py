@@ -258,7 +258,8 @@ def test_schedules_and_optimizers():
     assert float(cosine(100)) == pytest.approx(0.0, abs=1e-6)
     step = training.learning_rate_schedule(1.0, "step", total_steps=100)
     assert [round(float(step(s)), 6) for s in (0, 31, 61, 91)] == [1.0, 0.1, 0.01, 0.001]
-    assert training.default_learning_rate("sgd", 512) == pytest.approx(0.2)
+    assert training.default_learning_rate("sgd", 512) == pytest.approx(0.4)
+    assert training.default_learning_rate("sgd", 512, pretrained=True) == pytest.approx(0.2)
     assert training.default_learning_rate("adamw", 256) == pytest.approx(5e-4)
     sgd = training.make_optimizer("sgd", 0.1)
     assert sgd.nesterov and sgd.momentum == 0.9 and sgd.weight_decay == 5e-5

@@ -258,7 +258,8 @@ def _add_train_parser(sub):
     train.add_argument("--optimizer", choices=training_recipe.OPTIMIZERS, default="sgd",
                        help="SGD with Nesterov momentum 0.9, or AdamW")
     train.add_argument("--lr", type=common.finite_float, default=None,
-                       help="peak learning rate (default: 0.1 x B/256 sgd, 1e-3 x B/512 adamw)")
+                       help="peak learning rate (default: sgd 0.2 x B/256 from scratch, 0.1 x "
+                            "B/256 from --weights; adamw 1e-3 x B/512)")
     train.add_argument("--schedule", choices=training_recipe.SCHEDULES, default="cosine",
                        help="learning-rate schedule")
     train.add_argument("--label-smoothing", type=common.finite_float, default=0.1,
@@ -286,8 +287,9 @@ def _add_train_parser(sub):
                        help="limit each epoch (quick runs)")
     train.add_argument("--validation-steps", type=int, default=None,
                        help="default: the whole validation split")
-    train.add_argument("--warmup-epochs", type=common.finite_float, default=0,
-                       help="linear learning-rate warm-up (cosine schedule)")
+    train.add_argument("--warmup-epochs", type=common.finite_float, default=None,
+                       help="linear learning-rate warm-up (cosine schedule; default: 1 "
+                            "epoch, at most a tenth of the run)")
     train.add_argument("--weight-decay", type=common.finite_float, default=None,
                        help="decoupled, not on biases and norms (default: 5e-5 sgd, 0.05 "
                             "adamw)")

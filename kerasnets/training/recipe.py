@@ -56,7 +56,9 @@ def build_model(
     named ``predictions`` (after ``Dropout(dropout)`` when > 0);
     ``freeze_backbone`` freezes every layer but that head (frozen
     BatchNormalization layers run in inference mode). Otherwise the
-    builder's own top is built with ``classes=num_classes``.
+    builder's own top is built with ``classes=num_classes``. From scratch,
+    the BatchNorm ending each residual branch starts with gamma 0
+    (``initialization.zero_init_residual_branches``).
 
     ``weights`` may also be a ``.keras`` model of the same builder (a
     previous run's model.keras: fine-tuning it further): its weights are
@@ -70,6 +72,8 @@ def build_model(
     Returns the model; it outputs class probabilities.
     """
     import keras
+
+    from kerasnets.training.initialization import zero_init_residual_branches
 
     builder = get_builder(model)
     check_model_kwargs(model_kwargs)
@@ -107,6 +111,8 @@ def build_model(
         new_head = bool(dropout) or (weights is not None
                                      and (num_classes != 1000 or freeze_backbone))
         result, head = assemble(new_head, weights)
+        if weights is None:  # from scratch: residual blocks start as identities
+            zero_init_residual_branches(result)
     if freeze_backbone:
         for layer in result.layers:
             if layer.name not in head and layer.name != "predictions_float32":
@@ -166,11 +172,19 @@ def use_synchronized_batch_norm(model):
 # ---------------------------------------------------------------- recipe
 
 
-def default_learning_rate(optimizer, batch_size):
-    """Linear scaling: SGD 0.1 per 256 images, AdamW 1e-3 per 512."""
+def default_learning_rate(optimizer, batch_size, pretrained=False):
+    """Linear scaling (Goyal et al., 2017). SGD: 0.2 per 256 images from
+    scratch (He et al.'s CIFAR rate, 0.1 at batch 128: short runs on small
+    datasets need it; safe with the residual branches zero-initialised and a
+    warm-up epoch), 0.1 per 256 from pretrained weights. AdamW: 1e-3 per 512."""
     if optimizer == "sgd":
-        return 0.1 * batch_size / 256
+        return (0.1 if pretrained else 0.2) * batch_size / 256
     return 1e-3 * batch_size / 512
+
+
+def default_warmup_epochs(epochs):
+    """One epoch of linear warm-up, at most a tenth of the run."""
+    return min(1.0, epochs / 10)
 
 
 def learning_rate_schedule(lr, schedule, total_steps, warmup_steps=0):

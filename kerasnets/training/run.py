@@ -25,7 +25,6 @@ from kerasnets.training.recipe import (
     build_model,
     check_model_kwargs,
     compile_model,
-    default_learning_rate,
     get_builder,
     use_synchronized_batch_norm,
 )
@@ -86,10 +85,11 @@ class TrainConfig:
             new classifier (see ``build_model``).
         epochs, batch_size (global), image_size: the usual.
         optimizer: "sgd" (Nesterov, momentum ``momentum``) or "adamw".
-        lr: peak learning rate (default: 0.1 x batch/256 for SGD, 1e-3 x
-            batch/512 for AdamW).
-        schedule: "cosine" (with ``warmup_epochs`` of linear warm-up) or
-            "step" (x0.1 at 30%, 60%, 90%).
+        lr: peak learning rate (default: SGD 0.2 x batch/256 from scratch,
+            0.1 x batch/256 from pretrained weights; AdamW 1e-3 x batch/512).
+        schedule: "cosine" (after ``warmup_epochs`` of linear warm-up;
+            default one epoch, at most a tenth of the run) or "step" (x0.1
+            at 30%, 60%, 90%).
         weight_decay: decoupled, not on 1-D parameters (default 5e-5 SGD,
             0.05 AdamW).
         label_smoothing: of the cross-entropy.
@@ -136,7 +136,7 @@ class TrainConfig:
     optimizer: str = "sgd"
     lr: Optional[float] = None
     schedule: str = "cosine"
-    warmup_epochs: float = 0
+    warmup_epochs: Optional[float] = None
     weight_decay: Optional[float] = None
     momentum: float = 0.9
     label_smoothing: float = 0.1
@@ -187,7 +187,7 @@ class TrainConfig:
                                 ("mixup", 0, math.inf), ("warmup_epochs", 0, math.inf),
                                 ("weight_decay", 0, math.inf)):
             value = getattr(self, name)
-            if (name == "weight_decay" and value is None) or (
+            if (name in ("weight_decay", "warmup_epochs") and value is None) or (
                     _is_number(value) and low <= value < high):
                 continue
             interval = ("in (0, 1]" if name == "crop_scale" else
@@ -204,10 +204,9 @@ class TrainConfig:
 
     def recipe(self, train_split, val_split, steps_per_epoch):
         """The run's recipe in one line (printed when a run starts)."""
-        from kerasnets.training.recipe import default_learning_rate, default_weight_decay
+        from kerasnets.training.recipe import default_weight_decay
 
-        lr = self.lr if self.lr is not None else default_learning_rate(self.optimizer,
-                                                                       self.batch_size)
+        lr = self.peak_lr()
         options = "".join(f", {k}={v}" for k, v in self.model_kwargs.items())
         start = f"from {self.weights}" if self.weights else "from scratch"
         if self.freeze_backbone:
@@ -216,8 +215,10 @@ class TrainConfig:
                      if self.optimizer == "sgd" else "AdamW")
         decay = default_weight_decay(self.optimizer) if self.weight_decay is None \
             else self.weight_decay
-        schedule = self.schedule + (f" after {self.warmup_epochs:g} warm-up epochs"
-                                    if self.warmup_epochs else "")
+        warmup = self.warmup()
+        schedule = self.schedule + (
+            f" after {warmup:g} warm-up epoch{'' if warmup == 1 else 's'}"
+            if warmup and self.schedule == "cosine" else "")
         area = "100%" if self.crop_scale >= 1 else f"{self.crop_scale:.0%}-100%"
         augment = [f"random resized crop (area {area})"]
         augment += ["horizontal flip"] if self.flip else []
@@ -229,6 +230,25 @@ class TrainConfig:
                 f"{decay:g}, label smoothing {self.label_smoothing:g}; "
                 "BatchNorm statistics re-estimated before each validation and save; "
                 f"{', '.join(augment)}; validation: {val_split or 'none'}")
+
+    def peak_lr(self):
+        """``lr``, or the recipe's default for the optimizer and batch size
+        (``recipe.default_learning_rate``)."""
+        from kerasnets.training.recipe import default_learning_rate
+
+        if self.lr is not None:
+            return self.lr
+        return default_learning_rate(self.optimizer, self.batch_size,
+                                     pretrained=self.weights is not None)
+
+    def warmup(self):
+        """``warmup_epochs``, or the default: one epoch, at most a tenth of
+        the run (``recipe.default_warmup_epochs``)."""
+        from kerasnets.training.recipe import default_warmup_epochs
+
+        if self.warmup_epochs is not None:
+            return self.warmup_epochs
+        return default_warmup_epochs(self.epochs)
 
     @property
     def model_name(self):
@@ -394,8 +414,7 @@ def train(model, dataset=None, *, output=None, preprocessing=None, callbacks=(),
                   + (" (held out: the dataset has no validation split)"
                      if inputs.held_out else ""), flush=True)
         net, policy = _compiled_model(config, builder, strategy, inputs)
-        lr = config.lr if config.lr is not None else default_learning_rate(
-            config.optimizer, config.batch_size)
+        lr = config.peak_lr()
         run_config = _run_config(config, model_name, inputs, lr, policy, strategy,
                                  run_settings, previous if action != "new" else None)
 
@@ -534,9 +553,10 @@ def _compiled_model(config, builder, strategy, inputs):
             if sync_batch_norm and replicas > 1:
                 use_synchronized_batch_norm(net)
             compile_model(
-                net, optimizer=config.optimizer, lr=config.lr, batch_size=config.batch_size,
+                net, optimizer=config.optimizer, lr=config.peak_lr(),
+                batch_size=config.batch_size,
                 schedule=config.schedule, total_steps=config.epochs * steps,
-                warmup_steps=int(config.warmup_epochs * steps),
+                warmup_steps=int(config.warmup() * steps),
                 weight_decay=config.weight_decay, momentum=config.momentum,
                 label_smoothing=config.label_smoothing,
                 steps_per_execution=min(32, steps) if device_kind(strategy) == "tpu" else 1,
