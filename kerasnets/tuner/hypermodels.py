@@ -7,6 +7,7 @@ import keras
 import keras_tuner
 
 from kerasnets import preprocessing, registry, training
+from kerasnets.training import initialization
 
 FAMILIES = ("densenet", "mobilenet", "senet", "dpn", "igc")
 TUNERS = ("random", "bayesian", "hyperband")
@@ -422,6 +423,8 @@ class _KerasNetsHyperModel(keras_tuner.HyperModel):
             classes=self.classes,
             classifier_activation=None if self._float32_outputs() else "softmax",
         )
+        # As kerasnets train: residual blocks start as identities.
+        initialization.zero_init_residual_branches(net)
         return self._probabilities(net.output), net.name
 
     def _finetune(self, hp, x):
