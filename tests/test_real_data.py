@@ -157,9 +157,11 @@ def test_train_help_shows_the_defaults_and_the_run_prints_its_recipe(capsys):
 
 def test_residual_branches_start_as_identities():
     """From scratch, the BatchNorm ending each residual branch starts with
-    gamma 0 (Goyal et al. 2017): through an SE block and a ReLU
-    (SE-ResNet-18), never a shortcut's projection; DPN's pre-activation
-    blocks and networks without additions are left alone."""
+    gamma 0 (Goyal et al. 2017), through an SE block (SE-ResNeXt), never a
+    shortcut's projection. Left alone: SE-ResNet-18's BN-ReLU-SE branches
+    (a zero gamma would get no gradient through the ReLU: the network
+    trained to 32 %), DPN's pre-activation blocks, networks without
+    additions."""
     import keras
 
     from kerasnets.training import initialization, recipe
@@ -174,11 +176,11 @@ def test_residual_branches_start_as_identities():
     assert zeroed == {name.replace("_add", "_project_BN") for name in adds}
     assert len(zeroed) == 10 and "block_1_project_BN" not in zeroed  # block 1: no shortcut
 
-    se = recipe.build_model("SEResNet18", 10, 32)
+    se = recipe.build_model("SEResNeXt26_32x4d", 10, 32)
     zeroed = {name for name, value in gammas(se).items() if value == 0}
-    assert len(zeroed) == 8 and "conv2_block1_2_bn" in zeroed
+    assert len(zeroed) == 8 and "conv2_block1_3_bn" in zeroed
     assert not any(name.endswith("_0_bn") or name.endswith("_1_bn") for name in zeroed)
-    for name in ("DPN68", "MobileNet"):
+    for name in ("SEResNet18", "DPN68", "MobileNet"):
         assert initialization.residual_branch_norms(
             recipe.build_model(name, 10, 32)) == [], name
 
