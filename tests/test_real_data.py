@@ -175,6 +175,9 @@ def test_residual_branches_start_as_identities():
     adds = [layer.name for layer in net.layers if isinstance(layer, keras.layers.Add)]
     assert zeroed == {name.replace("_add", "_project_BN") for name in adds}
     assert len(zeroed) == 10 and "block_1_project_BN" not in zeroed  # block 1: no shortcut
+    inputs = keras.Input((32, 32, 3))
+    nested = keras.Model(inputs, net(inputs))  # found inside a nested model too
+    assert {norm.name for norm in initialization.residual_branch_norms(nested)} == zeroed
 
     se = recipe.build_model("SEResNeXt26_32x4d", 10, 32)
     zeroed = {name for name, value in gammas(se).items() if value == 0}

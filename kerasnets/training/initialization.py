@@ -43,14 +43,17 @@ def residual_branch_norms(model):
 
     depth = _depth_from_inputs(model)
     norms = []
-    for layer in model._flatten_layers(include_self=False):  # noqa: SLF001
+    for layer in model.layers:
+        if getattr(layer, "_nodes_by_depth", None) is not None:  # a nested functional model
+            norms += [norm for norm in residual_branch_norms(layer) if norm not in norms]
+            continue
         if not isinstance(layer, keras.layers.Add):
             continue
         for node in layer._inbound_nodes:  # noqa: SLF001
-            inputs = list(node.input_tensors)
-            if len(inputs) < 2:
-                continue
-            tensor = max(inputs, key=lambda t: depth.get(id(t), 0))
+            depths = [depth.get(id(t)) for t in node.input_tensors]
+            if len(depths) < 2 or None in depths or depths.count(max(depths)) > 1:
+                continue  # not in this graph (a nested model's), or no deeper branch
+            tensor = node.input_tensors[depths.index(max(depths))]
             source = _producer(tensor)
             # through the SE block (not through a ReLU: SE-ResNet-18/34's
             # branch ends BN-ReLU-SE, and a zero gamma there would never
