@@ -6,7 +6,9 @@ One recipe, two doors: ``kerasnets train`` on the command line and
 The settings of a run are one ``TrainConfig``. Modules: ``distribute``
 (strategies, devices, mixed precision), ``cluster`` (a multi-worker run's lost
 workers: heartbeat timeout, ``WorkerLost``), ``recipe`` (model, optimizer,
-schedule, loss: shared with the tuner), ``callbacks``, ``rundir`` (a run
+schedule, loss: shared with the tuner), ``initialization`` (from scratch:
+residual blocks start as identities), ``batchnorm`` (precise BatchNorm
+statistics), ``callbacks``, ``rundir`` (a run
 folder's lifecycle: its states and the steps between them), ``run`` (``train``), ``evaluate``.
 
 1. pick a ``tf.distribute`` strategy (``get_strategy``): one device, several
