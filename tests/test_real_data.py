@@ -205,7 +205,7 @@ def test_fine_tuning_from_a_checkpoint_with_a_frozen_backbone(colours, tmp_path,
     output = str(tmp_path / "run")
     assert cli.main(["train", "--model", "DenseNetCIFAR", *model_args, "--dataset", colours,
                      "--weights", checkpoint, "--freeze-backbone", "--image-size", "32",
-                     "--epochs", "2", "--batch-size", "8", "--optimizer", "adamw",
+                     "--epochs", "4", "--batch-size", "8", "--optimizer", "adamw",
                      "--lr", "0.01", "--seed", "0", "--output", output]) == 0
     out = capsys.readouterr().out
     assert f"from {checkpoint}, backbone frozen" in out
@@ -217,4 +217,4 @@ def test_fine_tuning_from_a_checkpoint_with_a_frozen_backbone(colours, tmp_path,
                                           keras.ops.convert_to_numpy(theirs))
     held_out = training.evaluate("DenseNetCIFAR", f"{output}/model.keras", colours,
                                  "train[90%:]", batch_size=8)
-    assert held_out.top1 > 0.25  # above chance with a random frozen backbone
+    assert held_out.top1 > 0.5  # well above chance (0.25) with a random frozen backbone
